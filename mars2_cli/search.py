@@ -1,0 +1,148 @@
+"""`mars2 search`: the batched multi-agent tree search over a problem set — the main job.
+
+Each finished tree is appended to `trees.jsonl` at once (so an interrupted run loses only the
+trees in flight, and `--resume` continues without redoing finished ones); at the end the run
+writes `metrics.json` and `report.html`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
+from mars2_cli.strategies import STRATEGIES, scheduler_factory
+from mars2_cli.summary import append_tree, format_table, repair_trees_file, run_metrics
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_common_arguments(p)
+    p.add_argument("--problems", default="builtin:demo",
+                   help="problem source: builtin:NAME or a file (canonical JSONL, LiveCodeBench, "
+                        "DeepCoder, HumanEval, MBPP)")
+    p.add_argument("--agents", nargs="+", default=["hf:embedded", "hf:embedded"],
+                   help="agent specs: hf:embedded, hf:PATH, vllm:PATH, openai:URL#MODEL, "
+                        "replay:FILE, random")
+    p.add_argument("--budget", type=int, default=16, help="nodes per tree")
+    p.add_argument("--strategy", default="mars2", choices=sorted(STRATEGIES),
+                   help="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()))
+    p.add_argument("--prior", default="beta", choices=["beta", "gaussian"])
+    p.add_argument("--refine-scope", default="any", choices=["any", "own"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="search only the first N problems")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out, skipping problems whose trees are saved")
+    p.add_argument("--tests", default="public", choices=["public", "all"],
+                   help="tests whose pass rate is a node's reward")
+    p.add_argument("--judge-tests", default="private", choices=["private", "all", "none"],
+                   help="tests that judge Pass@1(MCTS) / Pass@N (none: skip judging)")
+    p.add_argument("--max-trees", type=int, default=8, help="trees in flight at once")
+    p.add_argument("--expansions-per-tree", type=int, default=1,
+                   help="expansions one tree may have in flight per round (virtual loss)")
+    p.add_argument("--stop-on-solve", action="store_true",
+                   help="end a tree as soon as a node passes the judging tests")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--workers", type=int, default=None,
+                   help="executor processes (default: one per core)")
+
+
+def make_agents(specs: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Agent objects named coder_0, coder_1, ... in the order of their specs."""
+    from agents import make_agent
+
+    agents = {}
+    for i, spec in enumerate(specs):
+        name = f"coder_{i}"
+        agents[name] = make_agent(spec, name=name, seed=args.seed * 1000 + i,
+                                  temperature=args.temperature, top_p=args.top_p,
+                                  max_new_tokens=args.max_new_tokens)
+    return agents
+
+
+def run(args: argparse.Namespace) -> int:
+    from mars2_env.execution import Executor
+    from mars2_env.problems import load_problems
+    from mars2_env.vector import BatchedSearch
+
+    if args.budget < 1:
+        raise SystemExit("mars2 search: --budget must be >= 1")
+    out = resolve_out_dir(args)
+    trees_path = out / "trees.jsonl"
+    problems = load_problems(args.problems)
+    if args.limit is not None:
+        problems = problems[: args.limit]
+    if trees_path.exists() and not args.resume:
+        raise SystemExit(f"mars2 search: {trees_path} exists; pass --resume to continue that run "
+                         "or choose another --out")
+    done = repair_trees_file(trees_path) if args.resume else []
+    done_ids = {t.problem_id for t in done}
+    todo = [p for p in problems if p.id not in done_ids]
+    judge = None if args.judge_tests == "none" else args.judge_tests
+    write_json(out / "config.json", {k: v for k, v in vars(args).items() if not k.startswith("_")})
+
+    trees = list(done)
+    if todo:
+        agents = make_agents(args.agents, args)
+        factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
+                                    refine_scope=args.refine_scope)
+        with Executor(max_workers=args.workers) as executor, BatchedSearch(
+                todo, list(agents), budget=args.budget, scheduler_factory=factory,
+                executor=executor, max_trees=args.max_trees,
+                expansions_per_tree=args.expansions_per_tree, tests=args.tests,
+                judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed) as search:
+            trees += _search_loop(search, agents, todo, trees_path, already=len(done),
+                                  total=len(problems), strategy=args.strategy)
+    by_id = {t.problem_id: t for t in trees}
+    ordered = [by_id[p.id] for p in problems if p.id in by_id]
+    _finish(out, ordered, judge or "public", args)
+    return 0
+
+
+def _search_loop(search: Any, agents: dict[str, Any], todo: list, trees_path: Path, *,
+                 already: int, total: int, strategy: str) -> list:
+    from tqdm import tqdm
+
+    finished_trees = []
+    nodes = solved = programs = 0
+    started = time.monotonic()
+    with tqdm(total=total, initial=already, unit="tree", desc="search", dynamic_ncols=True) as bar:
+        while not search.done:
+            batch = search.pending()
+            responses = {name: agents[name].generate([p.observation for p in items])
+                         for name, items in batch.items()}
+            programs += sum(len(v) for v in responses.values())
+            for fin in search.submit(responses):
+                fin.tree.metadata.update({"strategy": strategy, "problem_title": fin.problem.title})
+                append_tree(trees_path, fin.tree)
+                finished_trees.append(fin.tree)
+                nodes += len(fin.tree)
+                solved += int(fin.solved)
+                bar.update(1)
+            rate = programs / max(1e-9, time.monotonic() - started)
+            bar.set_postfix(nodes=nodes, solved=solved, programs_per_s=f"{rate:.1f}")
+    return finished_trees
+
+
+def _finish(out: Path, trees: list, judge: str, args: argparse.Namespace) -> None:
+    from mars2_cli.report import write_report
+
+    metrics = run_metrics(trees, judge=judge)
+    metrics.update({"strategy": args.strategy, "agents": list(args.agents), "budget": args.budget,
+                    "problems": args.problems, "seed": args.seed})
+    write_json(out / "metrics.json", metrics)
+    write_report(out / "report.html", trees, metrics["per_tree"],
+                 {k: metrics[k] for k in ("trees", "nodes", "judge", "pass_at_1_mcts", "pass_at_n")},
+                 title=f"mars2 search — {args.strategy} on {args.problems}")
+    print(format_table(metrics["per_tree"], ["problem_id", "nodes", "best_public_reward",
+                                             "pass_at_1_mcts", "pass_at_n"]))
+    print(f"\n{metrics['trees']} trees, {metrics['nodes']} nodes · "
+          f"Pass@1(MCTS) {metrics['pass_at_1_mcts']:.3f} · Pass@N {metrics['pass_at_n']:.3f} "
+          f"(judged on {judge} tests)")
+    for agent, m in metrics["per_agent"].items():
+        print(f"  {agent}: {m['expansions']} expansions ({m['share']:.0%}), "
+              f"node Pass@1 {m['node_pass_at_1']:.3f}")
+    print(f"wrote {out / 'trees.jsonl'}, {out / 'metrics.json'}, {out / 'report.html'}")

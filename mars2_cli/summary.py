@@ -1,0 +1,133 @@
+"""Per-tree and per-run metrics from saved search trees (the paper's Pass@1(MCTS) and Pass@N)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from mars2_env.metrics import pass_at_k, select_latest_wins
+from mars2_env.tree import Node, SearchTree
+
+
+def judged(node: Node, judge: str) -> bool:
+    """Whether a node passes the judging tests ("private" or "all"; "all" needs both results)."""
+    private_ok = (node.private or {}).get("verdict") == "passed"
+    public_ok = (node.public or {}).get("verdict") == "passed"
+    if judge == "private":
+        if node.private is None:
+            raise ValueError(f"node {node.id} has no private-test result; run the search with "
+                             "judge tests, or judge on 'public'")
+        return private_ok
+    if judge == "all":
+        return private_ok and public_ok
+    if judge == "public":
+        return public_ok
+    raise ValueError(f"judge must be 'private', 'all' or 'public', got {judge!r}")
+
+
+def tree_metrics(tree: SearchTree, judge: str = "private") -> dict[str, Any]:
+    """Pass@1(MCTS) (latest-wins node judged), Pass@N (any node judged), expansions per agent."""
+    nodes = tree.nodes()
+    answer = select_latest_wins(tree)
+    return {
+        "problem_id": tree.problem_id,
+        "nodes": len(nodes),
+        "best_public_reward": max((n.reward for n in nodes), default=0.0),
+        "answer_node": answer.id if answer else None,
+        "pass_at_1_mcts": bool(answer is not None and judged(answer, judge)),
+        "pass_at_n": any(judged(n, judge) for n in nodes),
+        "expansions": dict(Counter(n.agent for n in nodes)),
+    }
+
+
+def run_metrics(trees: list[SearchTree], judge: str = "private") -> dict[str, Any]:
+    """Means over trees, plus per-agent share of expansions and per-agent node Pass@1."""
+    per_tree = [tree_metrics(t, judge) for t in trees]
+    n = max(1, len(per_tree))
+    agents = sorted({a for m in per_tree for a in m["expansions"]})
+    total_nodes = sum(m["nodes"] for m in per_tree)
+    per_agent: dict[str, Any] = {}
+    for agent in agents:
+        rates = []
+        for t in trees:
+            mine = t.nodes(agent=agent)
+            if mine:
+                rates.append(pass_at_k(len(mine), sum(judged(x, judge) for x in mine), 1))
+        count = sum(m["expansions"].get(agent, 0) for m in per_tree)
+        per_agent[agent] = {
+            "expansions": count,
+            "share": count / total_nodes if total_nodes else 0.0,
+            "node_pass_at_1": sum(rates) / len(rates) if rates else 0.0,
+        }
+    return {
+        "trees": len(per_tree),
+        "nodes": total_nodes,
+        "judge": judge,
+        "pass_at_1_mcts": sum(m["pass_at_1_mcts"] for m in per_tree) / n,
+        "pass_at_n": sum(m["pass_at_n"] for m in per_tree) / n,
+        "per_agent": per_agent,
+        "per_tree": per_tree,
+    }
+
+
+def read_trees(path: Path) -> list[SearchTree]:
+    return list(iter_trees(path))
+
+
+def iter_trees(path: Path) -> Iterator[SearchTree]:
+    """Read `trees.jsonl`; a torn last line (interrupted write) is reported, not silently dropped."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines) and not line.endswith("\n"):
+                raise ValueError(f"{path}: line {i} is incomplete (an interrupted write); "
+                                 "run with --resume to repair and continue") from None
+            raise ValueError(f"{path}: line {i} is not valid JSON: {e}") from None
+        yield SearchTree.from_dict(row)
+
+
+def append_tree(path: Path, tree: SearchTree) -> None:
+    """Append one tree as a line and flush it to disk, so an interruption loses only trees in flight."""
+    import os
+
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(tree.to_dict(), ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def repair_trees_file(path: Path) -> list[SearchTree]:
+    """For --resume: keep the complete lines, cut a torn last line, return the kept trees."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    keep_upto = raw.rfind(b"\n") + 1
+    if keep_upto != len(raw):
+        with open(path, "r+b") as f:
+            f.truncate(keep_upto)
+    return read_trees(path)
+
+
+def format_table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    rows = list(rows)
+    cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)

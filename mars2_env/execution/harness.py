@@ -1,0 +1,196 @@
+"""What runs inside the sandboxed child after the fork: the program as ``__main__``, plus the
+small functional / assert harness, then a status record on fd 3.
+
+The child already has its limits, uid and scratch directory (see `sandbox.enter_child`);
+fds 0/1/2 are real files holding the test input and catching stdout / stderr, so
+``sys.stdin.buffer``, ``open(0)``, ``sys.stdout.buffer.write`` and ``__main__`` guards behave
+as on a judge. The status record (JSON on fd 3) tells the grader which exception ended the
+program, the traceback text with this harness's frames removed, the functional return value
+and, for assert tests, a per-test nonce proving the test code ran to its end.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import io
+import json
+import linecache
+import os
+import random
+import re
+import sys
+import threading
+import traceback
+import types
+
+from mars2_env.execution.grader import dumps_value
+
+STATUS_FD = 3
+SOURCE_NAME = "solution.py"
+TEST_NAME = "test.py"
+
+# LiveCodeBench runs every solution after this block of imports; solutions that lean on it
+# (``List[int]`` without importing typing, a bare ``heapq`` ...) pass there, so they pass here.
+LCB_PRELUDE = "\n".join(
+    [f"from {m} import *" for m in ("string", "re", "datetime", "collections", "heapq", "bisect",
+                                     "copy", "math", "random", "statistics", "itertools",
+                                     "functools", "operator", "io", "sys", "json", "builtins",
+                                     "typing")]
+    + [f"import {m}" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy",
+                               "math", "random", "statistics", "itertools", "functools", "operator",
+                               "io", "sys", "json")]
+    + ["sys.setrecursionlimit(50000)"])
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_ADDR = re.compile(r" at 0x[0-9a-fA-F]+")
+# captured now, so a program that rebinds os.write / json.dumps cannot break the status record
+_pwrite, _ftruncate, _exit, _dumps = os.pwrite, os.ftruncate, os._exit, json.dumps
+
+
+def _std_stream(fd: int, write: bool) -> io.TextIOWrapper:
+    """A fresh std stream on ``fd`` configured as CPython does for a non-tty at start-up."""
+    raw = io.FileIO(fd, "w" if write else "r", closefd=False)
+    raw.name = ("<stdin>", "<stdout>", "<stderr>")[fd]  # type: ignore[misc]
+    buf = io.BufferedWriter(raw) if write else io.BufferedReader(raw)
+    return io.TextIOWrapper(buf, encoding="utf-8",
+                            errors="backslashreplace" if fd == 2 else "strict",
+                            newline="\n", line_buffering=(fd == 2))
+
+
+def format_traceback(exc: BaseException, max_frames: int = 12) -> str:
+    """Python-style traceback of ``exc`` without harness frames, paths cut to file names."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not os.path.abspath(f.filename).startswith(_PKG_DIR + os.sep)
+              or f.filename in (SOURCE_NAME, TEST_NAME)]
+    for f in frames:
+        if f.filename not in (SOURCE_NAME, TEST_NAME):
+            f.filename = os.path.basename(f.filename)
+    stack = traceback.StackSummary.from_list(frames[-max_frames:])
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += stack.format()
+    lines += traceback.format_exception_only(type(exc), exc)
+    return _ADDR.sub(" at 0x...", "".join(lines)).rstrip("\n")
+
+
+def _exit_code(e: SystemExit) -> int:
+    code = e.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        sys.stderr.write(f"{code}\n")
+    except Exception:
+        pass
+    return 1
+
+
+def _finish_interpreter(main: types.ModuleType) -> int | None:
+    """Do what interpreter shut-down would: join threads, atexit, flush and drop the globals."""
+    code = None
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads
+        atexit._run_exitfuncs()
+    except SystemExit as e:
+        code = _exit_code(e)
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            code = 120 if not code else code  # CPython's status when flushing stdout fails
+    try:
+        main.__dict__.clear()  # finalises file objects the program left unflushed
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:
+            pass
+    return code
+
+
+def _write_status(status: dict) -> None:
+    try:
+        data = _dumps(status).encode()
+        _ftruncate(STATUS_FD, 0)
+        _pwrite(STATUS_FD, data, 0)
+    except BaseException:
+        pass
+
+
+def run_program(spec: dict, code: types.CodeType, prelude: types.CodeType | None) -> int:
+    """Run the program (and the functional call / assert test); return the exit status."""
+    sys.stdin = sys.__stdin__ = _std_stream(0, False)
+    sys.stdout = sys.__stdout__ = _std_stream(1, True)
+    sys.stderr = sys.__stderr__ = _std_stream(2, True)
+    sys.argv = [SOURCE_NAME]
+    sys.path[0] = os.getcwd()
+    random.seed(0)  # same draws every run: rewards repeat exactly
+    linecache.cache[SOURCE_NAME] = (len(spec["source"]), None,
+                                    spec["source"].splitlines(True), SOURCE_NAME)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=SOURCE_NAME, __builtins__=builtins)
+    sys.modules["__main__"] = main
+    kind = spec["kind"]
+    status: dict = {"exc": None, "tb": None, "result": None, "done": None, "missing": None}
+    exit_code = 0
+    stage = "program"
+    try:
+        if prelude is not None:
+            exec(prelude, main.__dict__)
+        exec(code, main.__dict__)
+        if kind == "functional":
+            stage = "call"
+            fn = _entry(main.__dict__, spec["entry_point"])
+            if fn is None:
+                status["missing"] = spec["entry_point"]
+                exit_code = 1
+            else:
+                args = [json.loads(line) for line in spec["input"].split("\n") if line.strip()]
+                status["result"] = dumps_value(fn(*args))
+        elif kind == "assert":
+            stage = "test"
+            linecache.cache[TEST_NAME] = (len(spec["input"]), None,
+                                          spec["input"].splitlines(True), TEST_NAME)
+            exec(compile(spec["input"], TEST_NAME, "exec"), main.__dict__)
+            status["done"] = spec["nonce"]
+    except SystemExit as e:
+        exit_code = _exit_code(e)
+        status["exc"] = "SystemExit"
+    except BaseException as e:  # the program's own error: report it like CPython would
+        exit_code = 1
+        status["exc"] = type(e).__name__
+        status["stage"] = stage
+        try:
+            tb = format_traceback(e)
+        except BaseException:
+            tb = f"{type(e).__name__}"
+        status["tb"] = tb
+        try:
+            sys.stderr.write(tb + "\n")
+        except BaseException:
+            pass
+    late = _finish_interpreter(main)
+    if late is not None and exit_code == 0:
+        exit_code = late
+    _write_status(status)
+    return exit_code
+
+
+def _entry(namespace: dict, name: str):
+    """``Solution().name`` when the class has it (LeetCode style), else a top-level ``name``."""
+    cls = namespace.get("Solution")
+    if isinstance(cls, type) and hasattr(cls, name):
+        return getattr(cls(), name)
+    fn = namespace.get(name)
+    return fn if callable(fn) else None
+
+
+def child_exit(code: int) -> None:
+    """Leave the child without running the server's clean-up code."""
+    _exit(code)

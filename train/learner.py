@@ -1,0 +1,219 @@
+"""One learner per agent: its model, optimizer, LR schedule, buffer and update counter.
+
+The rollout loop decides *when* to update (the buffer reached its threshold, per agent
+and independently of the others: MARS² Appendix B); the learner does one update: TRL's
+``training_step`` on each micro-batch (TRL's ``_prepare_inputs`` turns the buffer batch
+into micro-batches through our ``_generate_and_score_completions``), then gradient
+clipping, an optimizer step and a scheduler step, exactly the sequence of
+``transformers.Trainer``'s inner loop, followed by TRL's ``log`` so ``report_to``
+(TensorBoard, W&B) sees the same metrics as ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerState
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from trl import GRPOConfig
+
+from train.buffer import NodeSample, SampleBuffer
+from train.trainer import Mars2GRPOTrainer, smallest_group
+
+
+def make_grpo_config(
+    output_dir: str | os.PathLike,
+    buffer_threshold: int,
+    micro_batch_size: int,
+    **overrides: Any,
+) -> GRPOConfig:
+    """GRPOConfig whose generation batch is one buffer batch.
+
+    ``generation_batch_size = buffer_threshold`` samples per update, split into
+    ``steps_per_generation = buffer_threshold / micro_batch_size`` micro-batches whose
+    gradients accumulate into one optimizer step (``gradient_accumulation_steps`` equal
+    to it); ``num_iterations`` > 1 re-uses the batch for more optimizer steps.
+    ``num_generations`` only has to satisfy TRL's checks (groups come from the trees).
+    """
+    if micro_batch_size < 1 or buffer_threshold % micro_batch_size:
+        raise ValueError(
+            f"buffer_threshold ({buffer_threshold}) must be a multiple of per_device_train_batch_size "
+            f"({micro_batch_size})"
+        )
+    steps = buffer_threshold // micro_batch_size
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=micro_batch_size,
+        steps_per_generation=steps,
+        gradient_accumulation_steps=steps,
+        num_generations=smallest_group(buffer_threshold),
+        importance_sampling_level="sequence",
+        loss_type="grpo",
+        epsilon=3e-4,
+        epsilon_high=4e-4,
+        beta=1e-3,
+        learning_rate=1e-6,
+        lr_scheduler_type="constant",
+        bf16=False,
+        activation_checkpointing=False,
+        disable_dropout=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        log_completions=False,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    kwargs.update(overrides)
+    return GRPOConfig(**kwargs)
+
+
+class Learner:
+    """Trains one agent's model on the nodes that agent wrote."""
+
+    def __init__(
+        self,
+        name: str,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        args: GRPOConfig,
+        max_updates: int,
+        tis_cap: float | None = 2.0,
+        tis_level: str = "token",
+        ref_model: PreTrainedModel | None = None,
+    ) -> None:
+        if max_updates < 1:
+            raise ValueError(f"max_updates must be >= 1, got {max_updates}")
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_updates = int(max_updates)
+        self.buffer = SampleBuffer(args.generation_batch_size)
+        self.updates = 0
+        self.trainer = Mars2GRPOTrainer(
+            model, args, tokenizer, ref_model=ref_model, tis_cap=tis_cap, tis_level=tis_level
+        )
+        t = self.trainer
+        for cb in (PrinterCallback, ProgressCallback):
+            t.remove_callback(cb)
+        t.create_optimizer()
+        t.model_wrapped, t.optimizer = t.accelerator.prepare(t.model, t.optimizer)
+        t.create_scheduler(num_training_steps=self.max_updates * t.num_iterations, optimizer=t.optimizer)
+        t.state = TrainerState()
+        t.state.max_steps = self.max_updates * t.num_iterations
+        t.state.logging_steps = 1
+        t.state.train_batch_size = args.per_device_train_batch_size
+        for attr in ("model", "optimizer", "lr_scheduler"):
+            setattr(t.callback_handler, attr, getattr(t, attr))
+        t._initial_num_input_tokens_seen = 0
+        t.current_gradient_accumulation_steps = args.gradient_accumulation_steps
+        t.control = t.callback_handler.on_train_begin(t.args, t.state, t.control)
+
+    @property
+    def done(self) -> bool:
+        return self.updates >= self.max_updates
+
+    def ready(self) -> bool:
+        """True when the buffer holds a full batch and updates remain."""
+        return not self.done and self.buffer.ready()
+
+    def update(self) -> dict[str, float]:
+        """One update on the oldest full batch of the buffer; returns the logged metrics."""
+        return self.step(self.buffer.pop_batch())
+
+    def step(self, samples: list[NodeSample]) -> dict[str, float]:
+        """Train on exactly ``generation_batch_size`` samples (one TRL generation batch)."""
+        t = self.trainer
+        args = t.args
+        if len(samples) != args.generation_batch_size:
+            raise ValueError(f"{self.name}: got {len(samples)} samples, the batch size is {args.generation_batch_size}")
+        generate_every = args.steps_per_generation * t.num_iterations
+        if t._step % generate_every:
+            raise RuntimeError(f"{self.name}: trainer is mid-batch (step {t._step}); cannot start a new update")
+        model = t.model_wrapped
+        start = time.perf_counter()
+        t.current_gradient_accumulation_steps = args.gradient_accumulation_steps
+        losses: list[float] = []
+        grad_norm = None
+        learning_rate = None
+        model.zero_grad()
+        for i in range(generate_every):
+            sync = (i + 1) % args.gradient_accumulation_steps == 0 or i == generate_every - 1
+            t.accelerator.gradient_state._set_sync_gradients(sync)
+            if i % args.gradient_accumulation_steps == 0:
+                t.control = t.callback_handler.on_step_begin(args, t.state, t.control)
+            losses.append(float(t.training_step(model, samples, None)))
+            if sync:
+                grad_norm = t._clip_grad_norm(model) if args.max_grad_norm and args.max_grad_norm > 0 else None
+                grad_norm = t._get_grad_norm(model, grad_norm=grad_norm)
+                t.control = t.callback_handler.on_pre_optimizer_step(args, t.state, t.control)
+                t.optimizer.step()
+                t.control = t.callback_handler.on_optimizer_step(args, t.state, t.control)
+                learning_rate = t._get_learning_rate()
+                if not t.accelerator.optimizer_step_was_skipped:
+                    t.lr_scheduler.step()
+                model.zero_grad()
+                t.state.global_step += 1
+                t.control = t.callback_handler.on_step_end(args, t.state, t.control)
+        elapsed = time.perf_counter() - start
+        self.updates += 1
+        tokens = sum(len(s.prompt_ids) + len(s.completion_ids) for s in samples)
+        t.state.num_input_tokens_seen += tokens
+        logs: dict[str, Any] = {
+            "loss": sum(losses) / len(losses),
+            "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+            "learning_rate": float(learning_rate) if learning_rate is not None else float("nan"),
+            "update": self.updates,
+            "train_tokens_per_s": tokens * t.num_iterations / max(elapsed, 1e-9),
+            "update_time_s": elapsed,
+        }
+        t.log(logs)  # TRL adds its averaged metrics (kl, entropy, clip_ratio/*, ...) into `logs` and reports them
+        return {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in logs.items()}
+
+    # ---- checkpoints -------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write everything needed to continue bit-for-bit (model, optimizer, scheduler, buffer, counters)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        t = self.trainer
+        torch.save(self.model.state_dict(), d / "model.pt")
+        torch.save(t.optimizer.state_dict(), d / "optimizer.pt")
+        torch.save(t.lr_scheduler.state_dict(), d / "scheduler.pt")
+        state = {
+            "name": self.name,
+            "updates": self.updates,
+            "global_step": t.state.global_step,
+            "trl_step": t._step,
+            "total_train_tokens": t._total_train_tokens,
+            "num_input_tokens_seen": t.state.num_input_tokens_seen,
+            "buffer": self.buffer.state_dict(),
+        }
+        (d / "learner.json").write_text(json.dumps(state))
+
+    def load(self, directory: str | os.PathLike) -> None:
+        """Restore what ``save`` wrote into this (freshly built, identically configured) learner."""
+        d = Path(directory)
+        state = json.loads((d / "learner.json").read_text())
+        if state["name"] != self.name:
+            raise ValueError(f"checkpoint {d} belongs to learner {state['name']!r}, not {self.name!r}")
+        t = self.trainer
+        self.model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
+        t.optimizer.load_state_dict(torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True))
+        t.lr_scheduler.load_state_dict(torch.load(d / "scheduler.pt", map_location="cpu", weights_only=True))
+        self.updates = int(state["updates"])
+        t.state.global_step = int(state["global_step"])
+        t._step = int(state["trl_step"])
+        t._total_train_tokens = int(state["total_train_tokens"])
+        t.state.num_input_tokens_seen = int(state["num_input_tokens_seen"])
+        t._buffered_inputs = None
+        self.buffer.load_state_dict(state["buffer"])
+
+    def close(self) -> None:
+        t = self.trainer
+        t.control = t.callback_handler.on_train_end(t.args, t.state, t.control)
