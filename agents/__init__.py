@@ -6,7 +6,8 @@ Backends are imported lazily, so ``import agents`` needs neither torch nor vLLM.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agents.base import Agent, BaseAgent, Generation
 

@@ -115,11 +115,18 @@ def embedded_model_path(cache_dir: str | os.PathLike | None = None) -> Path:
 def load_embedded(device: str | None = None, dtype=None):
     """(model, tokenizer) of the embedded SmolLM2 from the cached copy, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     path = embedded_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a 0.2 s load needs no progress bar
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if device is not None:
         model.to(device)
     model.eval()

@@ -10,7 +10,8 @@ logits at temperature 1, before top-p/top-k), i.e. what a learner's forward pass
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agents.base import BaseAgent, Generation, Messages, derive_seed, resolve_seed
 
@@ -138,24 +139,23 @@ class HFAgent(BaseAgent):
             do_sample=not greedy, temperature=None if greedy else self.temperature,
             top_p=None if greedy else self.top_p, top_k=None if greedy else self.top_k,
             max_new_tokens=self.max_new_tokens, pad_token_id=pad,
-            eos_token_id=sorted(self.eos_token_ids), return_dict_in_generate=True,
-            output_logits=True, output_scores=False)
+            eos_token_id=sorted(self.eos_token_ids), return_dict_in_generate=True)
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         was_training = self.model.training
         self.model.eval()
+        recorder = _RawLogprobRecorder(self.model)
         try:
             with torch.random.fork_rng(devices=devices), torch.inference_mode():
                 torch.manual_seed(seed)
                 res = self.model.generate(input_ids=input_ids.to(self.device),
                                           attention_mask=attention.to(self.device),
                                           generation_config=config)
+                new_tokens = res.sequences[:, width:]
+                logps = recorder.finish(new_tokens)
         finally:
+            recorder.remove()
             self.model.train(was_training)
-        new_tokens = res.sequences[:, width:].cpu()
-        # Raw logits of every step -> log-softmax -> logprob of the sampled token.
-        logits = torch.stack(res.logits, dim=1).float()
-        logps = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1).to(
-            logits.device)).squeeze(-1).cpu()
+        new_tokens = new_tokens.cpu()
         gens = []
         for i, p in enumerate(prompts):
             ids = new_tokens[i].tolist()
@@ -167,7 +167,8 @@ class HFAgent(BaseAgent):
             gens.append(Generation(
                 text=self.tokenizer.decode(ids, skip_special_tokens=True),
                 prompt_token_ids=list(p), completion_token_ids=ids,
-                logprobs=[float(x) for x in logps[i, :len(ids)]], finish_reason=finish))
+                logprobs=logps[i][:len(ids)] if logps is not None else
+                self.sequence_logprobs(p, ids), finish_reason=finish))
         return gens
 
     def sequence_logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
@@ -180,3 +181,58 @@ class HFAgent(BaseAgent):
         lp = torch.log_softmax(logits, dim=-1)
         target = torch.tensor(completion_ids, device=lp.device)
         return lp.gather(-1, target.unsqueeze(-1)).squeeze(-1).tolist()
+
+
+class _RawLogprobRecorder:
+    """Records log-softmax(raw logits)[sampled token] at each generation step, in O(batch x vocab)
+    memory (``output_logits`` would keep every step's full logits).
+
+    A hook on the output embeddings keeps the last step's log-softmax; the model's next forward
+    call receives the token sampled from it as ``input_ids[:, -1]`` and resolves it; the final
+    step is resolved from the returned sequences. Independent of logits processors/warpers.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.pending = None
+        self.steps: list[Any] = []
+        self.ok = True
+        head = model.get_output_embeddings()
+        self._hooks = [model.register_forward_pre_hook(self._before, with_kwargs=True)]
+        if head is None:
+            self.ok = False
+        else:
+            self._hooks.append(head.register_forward_hook(self._after))
+
+    def _before(self, module, args, kwargs):
+        ids = kwargs.get("input_ids")
+        if ids is None and args:
+            ids = args[0]
+        if self.pending is not None:
+            if ids is None:
+                self.ok = False
+            else:
+                self._resolve(ids[:, -1])
+
+    def _after(self, module, args, output):
+        import torch
+
+        self.pending = torch.log_softmax(output[:, -1, :].float(), dim=-1)
+
+    def _resolve(self, tokens) -> None:
+        pending, self.pending = self.pending, None
+        self.steps.append(pending.gather(-1, tokens.to(pending.device)[:, None])[:, 0].cpu())
+
+    def finish(self, new_tokens) -> list[list[float]] | None:
+        """Per-row logprobs of ``new_tokens``, or None if the hooks did not see every step."""
+        import torch
+
+        if self.pending is not None and new_tokens.shape[1] > 0:
+            self._resolve(new_tokens[:, -1])
+        if not self.ok or len(self.steps) != new_tokens.shape[1] or not self.steps:
+            return None
+        return torch.stack(self.steps, dim=1).tolist()
+
+    def remove(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []

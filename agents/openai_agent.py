@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 from agents.base import BaseAgent, Generation, Messages, derive_seed, resolve_seed
 
@@ -113,7 +113,7 @@ class OpenAIAgent(BaseAgent):
                     delay = min(self.max_backoff, float(retry_after))
             except urllib.error.URLError as exc:  # refused, DNS, TLS...
                 last = f"connection error: {exc.reason}"
-            except (TimeoutError, socket.timeout, ConnectionError) as exc:
+            except (TimeoutError, ConnectionError) as exc:
                 last = f"{type(exc).__name__}: {exc or 'timed out'}"
             if attempt < self.max_retries:
                 time.sleep(delay)
@@ -150,7 +150,7 @@ class OpenAIAgent(BaseAgent):
                 self._pool = ThreadPoolExecutor(self.max_concurrency,
                                                 thread_name_prefix="mars2-openai")
         seeds = [derive_seed(self.seed, first + i) for i in range(len(batch))]
-        futures = [self._pool.submit(self._one, m, s) for m, s in zip(batch, seeds)]
+        futures = [self._pool.submit(self._one, m, s) for m, s in zip(batch, seeds, strict=True)]
         return [f.result() for f in futures]
 
     def close(self) -> None:

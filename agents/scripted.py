@@ -10,8 +10,9 @@ import json
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from agents.base import BaseAgent, Generation, resolve_seed
 from mars2_env.prompts import messages_from_observation
@@ -84,9 +85,9 @@ class ReplayAgent(BaseAgent):
         if pool_key not in self.responses:
             raise KeyError(
                 f"{self.path} has no response for problem {key!r}" if key else
-                f"cannot tell which problem this observation is for (no 'problem_id' key and "
-                f"its statement matches none of the problems given to ReplayAgent(problems=...))"
-                f"; add rows for it or a row with \"problem_id\": \"*\"")
+                "cannot tell which problem this observation is for (no 'problem_id' key and "
+                "its statement matches none of the problems given to ReplayAgent(problems=...))"
+                "; add rows for it or a row with \"problem_id\": \"*\"")
         pool = self.responses[pool_key]
         counter = key if key is not None else pool_key  # each problem cycles on its own
         i = self._counters[counter]

@@ -13,7 +13,8 @@ Logprobs are vLLM's default ``raw_logprobs``: the *unscaled* model distribution,
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from agents.base import BaseAgent, Generation, Messages, derive_seed, resolve_seed
 
@@ -52,6 +53,8 @@ class VLLMAgent(BaseAgent):
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if llm is None and not model:
             raise ValueError("VLLMAgent needs a model path (or llm=an existing vllm.LLM)")
+        if llm is None and in_process:  # must be set before vLLM reads its environment
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         vllm = _import_vllm()
         self._vllm = vllm
         self.temperature = float(temperature)
@@ -60,14 +63,14 @@ class VLLMAgent(BaseAgent):
         self.max_new_tokens = int(max_new_tokens)
         self.seed = resolve_seed(seed)
         self._calls = 0
-        if llm is None:
-            path = model
-            if model == "embedded":
-                from agents.embedded import embedded_model_path
+        path = model
+        if model == "embedded":
+            from agents.embedded import embedded_model_path
 
-                path = str(embedded_model_path())
-            if in_process:
-                os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            path = str(embedded_model_path())
+        #: resolved model directory (learners load their trainable copy from it)
+        self.model_path = path
+        if llm is None:
             llm_kwargs.setdefault("enforce_eager", True)
             if not _cuda_available():
                 # On the CPU backend gpu_memory_utilization reserves a share of *host* memory
@@ -109,12 +112,12 @@ class VLLMAgent(BaseAgent):
         outputs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params,
                                     use_tqdm=False)
         gens = []
-        for p, out in zip(prompts, outputs):
+        for p, out in zip(prompts, outputs, strict=True):
             comp = out.outputs[0]
             ids = list(comp.token_ids)
             logprobs = None
             if comp.logprobs is not None:
-                logprobs = [float(step[t].logprob) for t, step in zip(ids, comp.logprobs)]
+                logprobs = [float(step[t].logprob) for t, step in zip(ids, comp.logprobs, strict=True)]
             gens.append(Generation(text=comp.text, prompt_token_ids=list(p),
                                    completion_token_ids=ids, logprobs=logprobs,
                                    finish_reason=comp.finish_reason))

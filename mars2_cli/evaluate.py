@@ -99,7 +99,7 @@ def _fresh(args: argparse.Namespace) -> int:
 
     out = resolve_out_dir(args)
     problems = load_problems(args.problems)[: args.limit]
-    agents = make_agents(args.agents, args)
+    agents = make_agents(args.agents, args, problems)
     results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
                                "agents": dict(zip(agents, args.agents))}
     rows = []

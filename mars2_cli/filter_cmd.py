@@ -87,6 +87,20 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def _agent_kwargs(spec: str, name: str, opts: dict[str, Any], i: int, problems: list) -> dict[str, Any]:
+    """Constructor overrides each agent kind accepts."""
+    kind = spec.split(":", 1)[0]
+    seed = int(opts["seed"]) * 1000 + i
+    if kind in ("hf", "vllm", "openai"):
+        return dict(name=name, temperature=float(opts["temperature"]), top_p=float(opts["top_p"]),
+                    max_new_tokens=int(opts["max_new_tokens"]), seed=seed)
+    if kind == "replay":
+        return dict(name=name, problems=problems)
+    if kind == "random":
+        return dict(name=name, seed=seed)
+    return dict(name=name)
+
+
 def filter_problems(opts: dict[str, Any], out: Path) -> dict[str, Any]:
     """Sample, count solves, write the kept problems; returns the summary."""
     from agents import make_agent
@@ -101,9 +115,7 @@ def filter_problems(opts: dict[str, Any], out: Path) -> dict[str, Any]:
     names = [f"sampler_{i}" for i in range(len(opts["agents"]))]
     agents = {}
     for i, (name, spec) in enumerate(zip(names, opts["agents"])):
-        kw: dict[str, Any] = dict(name=name, temperature=float(opts["temperature"]), top_p=float(opts["top_p"]),
-                                  max_new_tokens=int(opts["max_new_tokens"]), seed=int(opts["seed"]) * 1000 + i)
-        agents[name] = make_agent(spec, **kw)
+        agents[name] = make_agent(spec, **_agent_kwargs(spec, name, opts, i, problems))
     n = int(opts["samples"]) * len(names)
     rows = []
     out.mkdir(parents=True, exist_ok=True)

@@ -50,16 +50,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="executor processes (default: one per core)")
 
 
-def make_agents(specs: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """Agent objects named coder_0, coder_1, ... in the order of their specs."""
+MODEL_KINDS = ("hf", "vllm", "openai")
+
+
+def make_agents(specs: list[str], args: argparse.Namespace, problems: list | None = None
+                ) -> dict[str, Any]:
+    """Agent objects named coder_0, coder_1, ... in the order of their specs.
+
+    Model backends get the sampling flags; scripted agents (replay, simulated) get the problem
+    list so they can tell which problem an observation is about.
+    """
     from agents import make_agent
 
     agents = {}
     for i, spec in enumerate(specs):
         name = f"coder_{i}"
-        agents[name] = make_agent(spec, name=name, seed=args.seed * 1000 + i,
-                                  temperature=args.temperature, top_p=args.top_p,
-                                  max_new_tokens=args.max_new_tokens)
+        kind = spec.partition(":")[0]
+        seed = args.seed * 1000 + i
+        if kind in MODEL_KINDS:
+            overrides = dict(seed=seed, temperature=args.temperature, top_p=args.top_p,
+                             max_new_tokens=args.max_new_tokens)
+        elif kind == "replay":
+            overrides = dict(problems=problems)
+        elif kind == "random":
+            overrides = dict(seed=seed)
+        else:
+            overrides = dict(seed=seed, problems=problems)
+        agents[name] = make_agent(spec, name=name, **overrides)
     return agents
 
 
@@ -80,17 +97,17 @@ def run(args: argparse.Namespace) -> int:
                          "or choose another --out")
     done = repair_trees_file(trees_path) if args.resume else []
     done_ids = {t.problem_id for t in done}
-    todo = [p for p in problems if p.id not in done_ids]
+    todo = [p for p in problems if p.id not in done_ids]  # for the progress count
     judge = None if args.judge_tests == "none" else args.judge_tests
     write_json(out / "config.json", {k: v for k, v in vars(args).items() if not k.startswith("_")})
 
     trees = list(done)
     if todo:
-        agents = make_agents(args.agents, args)
+        agents = make_agents(args.agents, args, problems)
         factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
                                     refine_scope=args.refine_scope)
         with Executor(max_workers=args.workers) as executor, BatchedSearch(
-                todo, list(agents), budget=args.budget, scheduler_factory=factory,
+                problems, list(agents), budget=args.budget, scheduler_factory=factory, skip=done_ids,
                 executor=executor, max_trees=args.max_trees,
                 expansions_per_tree=args.expansions_per_tree, tests=args.tests,
                 judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed) as search:

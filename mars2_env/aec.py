@@ -57,11 +57,12 @@ Agents that did not act get 0.
 `budget=16`, `scheduler` (a Scheduler instance, reset for every episode with a seed drawn from the
 env's generator; default `ThompsonScheduler(agents)`), `tests="public"`,
 `judge_tests="private"` (None: skip), `reward_mode="raw"|"shaped"`, `alpha`, `beta` (shaping),
-`stop_on_solve=False`, `stop_on_first_failure=False` (executor: stop at the first failed test;
-the raw reward is then 0 or 1), `executor=None` (an `Executor` shared with others; None: the env
-creates its own on first use and closes it in `close()`), `templates` (`PromptTemplates`),
-`max_text_length` (`CodeText` bound), `seed`, `render_mode` (`"ansi"`: tree as text, `"human"`:
-printed).
+`stop_on_solve=False`, `stop_on_first_failure=False` (True: the executor stops a program at its
+first failed test, which is faster, and the tests after it count as failed), `executor=None` (an
+`Executor`, may be shared; None: the env creates its own with 2 workers, so a node's reward and
+judge runs go in parallel, on first use and closes it in `close()`), `templates`
+(`PromptTemplates`), `max_text_length` (`CodeText` bound), `seed`, `render_mode` (`"ansi"`:
+tree as text, `"human"`: printed).
 
 `reset(seed=None, options={"problem": id_or_Problem})`: a seed restarts the episode sequence (the
 problem cycle and the schedulers' seeds); without `"problem"` the env cycles through `problems` in

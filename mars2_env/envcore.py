@@ -177,6 +177,9 @@ class SearchEpisode:
         self.solved = False
         self.in_flight = 0
         self._public_tests = problem.select_tests(config.tests)
+        if not self._public_tests:
+            raise ValueError(f"problem {problem.id!r} has no {config.tests if isinstance(config.tests, str) else 'given'} "
+                             "tests to compute rewards with; choose other `tests` (e.g. 'all')")
         judge = None if config.judge_tests is None else problem.select_tests(config.judge_tests)
         self._judge_tests = judge or None  # no judging tests -> node.private stays None
 

@@ -41,10 +41,13 @@ Stepping a finished episode, or before `reset`, raises `RuntimeError`; an action
 ### Vector environments
 
 `SyncVectorEnv` works as is. Use `AsyncVectorEnv(fns, shared_memory=False)`: Gymnasium keeps a
-`Text` observation in shared memory as a fixed array of indexes into the space's charset, and free
-text (statements, programs, feedback in any unicode) has no finite charset, so observations are
-sent through the worker pipes instead. An env in an `AsyncVectorEnv` worker creates its own
-executor there (executors are not shared across processes).
+`Text` observation in shared memory as a fixed `int32` array of indexes into the space's charset
+(`max_length` entries per text field per env), and free text (statements, programs, feedback in
+any unicode) has no finite charset; `CodeText` refuses to be flattened with a `TypeError` that
+says so, and the observations travel through the worker pipes instead. Each env in an
+`AsyncVectorEnv` worker creates its own executor there (executors are not shared across
+processes); its worker servers are started with `subprocess`, so the default daemonic workers
+are fine.
 
 ### Arguments
 
@@ -55,6 +58,10 @@ executor there (executors are not shared across processes).
 `templates`, `max_text_length`, `seed`, `render_mode` as in `mars2_env.aec.raw_env`.
 `reset(seed, options={"problem": id_or_Problem})`: a seed restarts the problem cycle and the
 schedulers' seed sequence.
+
+`gymnasium.make(..., executor=ex)` works, but `env.spec.make()` deep-copies the make kwargs and an
+`Executor` cannot be copied (it holds a lock and worker processes): leave `executor` unset where
+the spec is re-made, e.g. for `gymnasium.utils.env_checker.check_env`.
 """
 
 from __future__ import annotations

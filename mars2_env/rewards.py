@@ -136,7 +136,7 @@ def normalise(values: dict[int, float], eps: float = 1e-6) -> TreeAdvantages:
     mean = float(x.mean())
     std = float(x.std(ddof=1))
     adv = (x - mean) / (std + eps)
-    return TreeAdvantages(dict(zip(ids, adv.tolist())), degenerate=False, mean=mean, std=std)
+    return TreeAdvantages(dict(zip(ids, adv.tolist(), strict=True)), degenerate=False, mean=mean, std=std)
 
 
 def tree_advantages(tree: SearchTree, alpha: float = 0.5, beta: float = 0.5, eps: float = 1e-6,

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from operator import itemgetter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -323,6 +322,33 @@ class _BaseScheduler:
 # =============================================================================== Thompson
 
 
+class _Kids:
+    """Child ids of one node: a list, plus a numpy copy grown in place once a draw needs it."""
+
+    __slots__ = ("ids", "_buf")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self._buf: np.ndarray | None = None
+
+    def append(self, node_id: int) -> None:
+        self.ids.append(node_id)
+        buf = self._buf
+        if buf is not None:
+            k = len(self.ids)
+            if k > len(buf):
+                grown = np.empty(2 * k, dtype=np.intp)
+                grown[: k - 1] = buf[: k - 1]
+                self._buf = buf = grown
+            buf[k - 1] = node_id
+
+    def array(self) -> np.ndarray:
+        if self._buf is None:
+            self._buf = np.empty(2 * len(self.ids) + 8, dtype=np.intp)
+            self._buf[: len(self.ids)] = self.ids
+        return self._buf[: len(self.ids)]
+
+
 class ThompsonScheduler(_BaseScheduler):
     """MARS² / AB-MCTS-A Thompson-sampling scheduler (see the module docstring for the arms)."""
 
@@ -365,6 +391,10 @@ class ThompsonScheduler(_BaseScheduler):
         self.prior, self.prior_params = prior, params
         self.order, self.refine_scope, self.max_depth = order, refine_scope, max_depth
         self._own = refine_scope == "own"
+        # Arms up to this many are drawn one by one (numpy's fixed per-call cost dominates
+        # small arrays); more go through one vectorised call. Both paths consume the generator
+        # identically, so this only changes speed, never the draws.
+        self.vector_threshold = 32 if prior == "beta" else 16
         if prior == "beta":
             self._p = (params["alpha"], params["beta"])
         else:
@@ -384,12 +414,9 @@ class ThompsonScheduler(_BaseScheduler):
         self._parent: list[int] = [-1]
         self._depth: list[int] = [0]
         self._agent_of: list[int] = [-1]
-        self._children: list[list[int]] = [[]]
-        self._own_children: list[dict[int, list[int]]] = [{}]
-        # C[c] as three flat lists (count, sum, squares) so a wide node's children gather fast
-        self._sub_n: list[float] = [0.0]
-        self._sub_s: list[float] = [0.0]
-        self._sub_q: list[float] = [0.0]
+        self._children: list[_Kids] = [_Kids()]
+        self._own_children: list[dict[int, _Kids]] = [{}]
+        self._sub = np.zeros((64, 3))        # C[c], row c; a numpy array so wide nodes gather fast
         self._gen: list[list[float]] = [[0.0, 0.0, 0.0]]    # G[v]
         self._cont: list[list[float]] = [[0.0, 0.0, 0.0]]   # K[v]
         self._gen_own: dict[tuple[int, int], list[float]] = {}    # G[v, a]
@@ -401,14 +428,11 @@ class ThompsonScheduler(_BaseScheduler):
         self._agent_stats.append([0.0, 0.0, 0.0])
 
     # --- sampling
-    #: arms up to this many are drawn one by one (numpy's per-call overhead dominates small
-    #: arrays); more go through one vectorised call. Both consume the generator identically.
-    vector_threshold = 8
 
     def _draw(self, rows: Sequence[Sequence[float]]) -> list[float] | np.ndarray:
         """One posterior sample per arm row (count, sum, sum of squares)."""
         if len(rows) > self.vector_threshold:
-            n, s, q = (np.array(col, dtype=float) for col in zip(*rows))
+            n, s, q = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
             return self._draw_arrays(n, s, q)
         rng = self._rng
         if self.prior == "beta":
@@ -425,7 +449,7 @@ class ThompsonScheduler(_BaseScheduler):
                            (nu0 * tau0 + dev + n * k0 * diff * diff / kappa) / 2.0))
         gammas = [rng.standard_gamma(p[2]) for p in params]
         return [m + math.sqrt(half_nu_tau / g / kappa) * rng.standard_normal()
-                for (m, kappa, _, half_nu_tau), g in zip(params, gammas)]
+                for (m, kappa, _, half_nu_tau), g in zip(params, gammas, strict=True)]
 
     def _draw_arrays(self, n: np.ndarray, s: np.ndarray, q: np.ndarray) -> np.ndarray:
         """`_draw` for arms given as arrays of counts, sums and sums of squares."""
@@ -434,14 +458,30 @@ class ThompsonScheduler(_BaseScheduler):
             a0, b0 = self._p
             return rng.beta(a0 + s, b0 + n - s)
         m0, k0, nu0, tau0 = self._p
-        mean = np.where(n > 0, s / np.maximum(n, 1e-300), 0.0)
-        dev = np.maximum(q - s * mean, 0.0)
+        mean = s / np.maximum(n, 1.0)                  # counts are whole numbers; s = 0 if n = 0
+        dev = q - s * mean
+        np.maximum(dev, 0.0, out=dev)
         kappa = k0 + n
         diff = m0 - mean
-        m = (k0 * m0 + s) / kappa
         half_nu_tau = (nu0 * tau0 + dev + n * k0 * diff * diff / kappa) / 2.0
+        m = (k0 * m0 + s) / kappa
         gammas = rng.standard_gamma((nu0 + n) / 2.0)
         return m + np.sqrt(half_nu_tau / gammas / kappa) * rng.standard_normal(len(n))
+
+    def posterior_params(self, row: Sequence[float]) -> dict[str, float]:
+        """Posterior parameters of an arm given its (count, sum, sum of squares): ``alpha, beta``
+        for the beta prior, ``m, kappa, nu, tau_square`` for the gaussian one."""
+        n, s, q = (float(x) for x in row)
+        if self.prior == "beta":
+            a0, b0 = self._p
+            return {"alpha": a0 + s, "beta": b0 + n - s}
+        m0, k0, nu0, tau0 = self._p
+        mean = s / n if n > 0 else 0.0
+        dev = max(q - s * mean, 0.0)
+        kappa, nu = k0 + n, nu0 + n
+        diff = m0 - mean
+        return {"m": (k0 * m0 + s) / kappa, "kappa": kappa, "nu": nu,
+                "tau_square": (nu0 * tau0 + dev + n * k0 * diff * diff / kappa) / nu}
 
     @staticmethod
     def _argmax(values: list[float] | np.ndarray, start: int = 0) -> int:
@@ -461,30 +501,32 @@ class ThompsonScheduler(_BaseScheduler):
         """Walk from the root; `agent` restricts arms and children to that agent's (scope own)."""
         v = 0
         max_depth = self.max_depth
-        sn, ss, sq = self._sub_n, self._sub_s, self._sub_q
+        sub = self._sub
         zero = (0.0, 0.0, 0.0)
         threshold = self.vector_threshold
         while True:
             if max_depth is not None and self._depth[v] + 1 >= max_depth:
                 return v
             if agent is None:
-                kids = self._children[v]
-                if not kids:
-                    return v
+                group = self._children[v]
                 g, k = self._gen[v], self._cont[v]
             else:
-                kids = self._own_children[v].get(agent)
-                if not kids:
+                group = self._own_children[v].get(agent)
+                if group is None:
                     return v
                 g = self._gen_own.get((v, agent), zero)
                 k = self._cont_own.get((v, agent), zero)
+            kids = group.ids
+            if not kids:
+                return v
             if len(kids) + 2 <= threshold:
-                draws = self._draw([g, k] + [(sn[c], ss[c], sq[c]) for c in kids])
+                draws = self._draw([g, k] + sub[kids].tolist())
             else:
-                get = itemgetter(*kids) if len(kids) > 1 else (lambda lst: (lst[kids[0]],))
-                draws = self._draw_arrays(np.array((g[0], k[0]) + get(sn)),
-                                          np.array((g[1], k[1]) + get(ss)),
-                                          np.array((g[2], k[2]) + get(sq)))
+                stats = np.empty((len(kids) + 2, 3))
+                stats[0] = g
+                stats[1] = k
+                np.take(sub, group.array(), axis=0, out=stats[2:])
+                draws = self._draw_arrays(stats[:, 0], stats[:, 1], stats[:, 2])
             if draws[0] >= draws[1]:
                 return v
             if len(kids) == 1:
@@ -525,14 +567,15 @@ class ThompsonScheduler(_BaseScheduler):
             else:
                 add(row, n, r, q)
         parent_of, cont, agent_of = self._parent, self._cont, self._agent_of
-        sn, ss, sq = self._sub_n, self._sub_s, self._sub_q
+        ups = []
         u = parent
         while u > 0:                       # every non-root ancestor u of the new node
             w = parent_of[u]
-            sn[u] += n
-            ss[u] += r
-            sq[u] += q
-            add(cont[w], n, r, q)
+            ups.append(u)
+            row = cont[w]
+            row[0] += n
+            row[1] += r
+            row[2] += q
             if own:
                 key = (w, agent_of[u])
                 row = self._cont_own.get(key)
@@ -541,6 +584,8 @@ class ThompsonScheduler(_BaseScheduler):
                 else:
                     add(row, n, r, q)
             u = w
+        if ups:
+            self._sub[ups] += (n, r, q)
 
     def _record(self, nid: int, parent: int, a: int, r: float) -> None:
         size = len(self._parent)
@@ -551,19 +596,24 @@ class ThompsonScheduler(_BaseScheduler):
             self._agent_of.extend([-1] * grow)
             for lst in (self._children, self._gen, self._cont):
                 lst.extend(None for _ in range(grow))
-            for flat in (self._sub_n, self._sub_s, self._sub_q):
-                flat.extend([0.0] * grow)
             self._own_children.extend({} for _ in range(grow))
+            if nid >= len(self._sub):
+                grown = np.zeros((max(nid + 1, 2 * len(self._sub)), 3))
+                grown[: len(self._sub)] = self._sub
+                self._sub = grown
         self._parent[nid] = parent
         self._depth[nid] = self._depth[parent] + 1
         self._agent_of[nid] = a
-        self._children[nid] = []
+        self._children[nid] = _Kids()
         self._gen[nid] = [0.0, 0.0, 0.0]
         self._cont[nid] = [0.0, 0.0, 0.0]
-        self._sub_n[nid], self._sub_s[nid], self._sub_q[nid] = 1.0, r, r * r
+        self._sub[nid] = (1.0, r, r * r)
         self._children[parent].append(nid)
         if self._own:
-            self._own_children[parent].setdefault(a, []).append(nid)
+            group = self._own_children[parent].get(a)
+            if group is None:
+                group = self._own_children[parent][a] = _Kids()
+            group.append(nid)
         self._observe(a, parent, 1.0, r, r * r)
 
     def _virtual(self, a: int, parent: int, sign: int) -> None:
@@ -577,7 +627,7 @@ class ThompsonScheduler(_BaseScheduler):
             "agent": {ag: list(self._agent_stats[i]) for i, ag in enumerate(self.agents)},
             "gen": {v: list(self._gen[v]) for v in known},
             "cont": {v: list(self._cont[v]) for v in known},
-            "child": {v: [self._sub_n[v], self._sub_s[v], self._sub_q[v]] for v in known if v > 0},
+            "child": {v: self._sub[v].tolist() for v in known if v > 0},
             "gen_own": {(v, self.agents[a]): list(r) for (v, a), r in self._gen_own.items()},
             "cont_own": {(v, self.agents[a]): list(r) for (v, a), r in self._cont_own.items()},
         }

@@ -10,8 +10,11 @@ length up to `max_length` (tens of thousands of random characters for a prompt-s
 - `sample` draws short printable strings (length up to `sample_max_length`), which is what
   PettingZoo's and Gymnasium's test utilities need to sample actions quickly.
 
-Shared memory cannot hold a `CodeText`: Gymnasium stores `Text` in shared memory as indexes into
-its charset, and free text has no finite charset (see `mars2_env.gym_env`).
+Shared memory cannot hold an unrestricted `CodeText`: Gymnasium stores `Text` in shared memory
+as a fixed `int32` array of indexes into its charset (`max_length` entries per field per env), and
+free text has no finite charset. `gymnasium.spaces.utils.flatten` (which shared memory and
+`FlattenObservation` use) therefore raises a `TypeError` naming the fix for such a space; use
+`AsyncVectorEnv(..., shared_memory=False)`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium.spaces import Text
+from gymnasium.spaces.utils import flatten
 
 #: Characters `CodeText.sample()` draws from when no charset is given: printable ASCII without
 #: vertical tab and form feed.
@@ -95,3 +99,16 @@ class CodeText(Text):
 
     def __hash__(self) -> int:  # spaces are compared by value in PettingZoo's api_test
         return hash((CodeText, self.min_length, self.max_length, self.restricted))
+
+
+@flatten.register(CodeText)
+def _flatten_codetext(space: CodeText, x: str) -> np.ndarray:
+    if not space.restricted:
+        raise TypeError(
+            "a CodeText space without a charset holds any unicode text and cannot be flattened into "
+            "character indexes (e.g. for AsyncVectorEnv shared memory); use "
+            "AsyncVectorEnv(..., shared_memory=False) or give CodeText a charset")
+    arr = np.full(shape=(space.max_length,), fill_value=len(space.character_set), dtype=np.int32)
+    for i, ch in enumerate(x):
+        arr[i] = space.character_index(ch)
+    return arr

@@ -219,7 +219,7 @@ class SearchTree:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SearchTree":
+    def from_dict(cls, d: dict[str, Any]) -> SearchTree:
         """Rebuild a tree from `to_dict` output, checking the schema as it goes."""
         if not isinstance(d, dict):
             raise TreeFormatError(f"a tree must be a JSON object, got {type(d).__name__}")
@@ -256,7 +256,7 @@ class SearchTree:
         return json.dumps(self.to_dict(), **json_kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> "SearchTree":
+    def from_json(cls, text: str) -> SearchTree:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:

@@ -29,7 +29,7 @@ tree while its expansion is in flight, so no virtual loss is applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,9 @@ class BatchedSearch:
         max_trees: trees in flight at once (None: all).
         expansions_per_tree: expansions one tree may have in flight per round (virtual loss).
         seed: seed of the generator that draws each tree's scheduler seed.
+        skip: ids of problems already searched (e.g. on resume). They are not searched, but their
+            scheduler seeds are still drawn, so every other tree gets the seed it would get in
+            an uninterrupted run.
         tests, judge_tests, alpha, beta, stop_on_solve, stop_on_first_failure, templates,
         max_text_length: as in `mars2_env.aec.raw_env`.
     """
@@ -108,8 +111,10 @@ class BatchedSearch:
                  tests: str | list = "public", judge_tests: str | list | None = "private",
                  alpha: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
                  stop_on_first_failure: bool = False, templates: Any = None,
-                 max_text_length: int | None = None, seed: int | None = None) -> None:
+                 max_text_length: int | None = None, seed: int | None = None,
+                 skip: Collection[str] = ()) -> None:
         self.agents = check_agents(agents)
+        self._skip = frozenset(skip)
         kw = {} if max_text_length is None else {"max_text_length": max_text_length}
         self.config = SearchConfig(budget=budget, tests=tests, judge_tests=judge_tests, alpha=alpha,
                                    beta=beta, stop_on_solve=bool(stop_on_solve),
@@ -149,7 +154,7 @@ class BatchedSearch:
     @property
     def done(self) -> bool:
         """True when every queued problem's tree has finished."""
-        return not self._queue and not self._slots
+        return not self._slots and all(p.id in self._skip for p in self._queue)
 
     @property
     def in_flight(self) -> int:
@@ -159,8 +164,11 @@ class BatchedSearch:
     def _start_trees(self) -> None:
         while self._queue and (self.max_trees is None or len(self._slots) < self.max_trees):
             problem = self._queue.pop(0)
-            scheduler = self._factory()
             sched_seed = derive_seed(self._rng)
+            if problem.id in self._skip:
+                self._started += 1
+                continue
+            scheduler = self._factory()
             scheduler.reset(list(self.agents), seed=sched_seed)
             slot = _Slot(self._started, SearchEpisode(problem, scheduler, self.config, seed=sched_seed))
             self._started += 1
@@ -241,8 +249,8 @@ class BatchedSearch:
             all_items.extend(items)
         results = self.executor.run_many(all_items, stop_on_first_failure=self.config.stop_on_first_failure)
 
-        pending, self._pending = self._pending, []
-        for item, exp, slot, text, code, token_ids, logprobs, start, n in work:
+        self._pending = []
+        for _item, exp, slot, text, code, token_ids, logprobs, start, n in work:
             ep = slot.episode
             if self.expansions_per_tree > 1:
                 ep.scheduler.clear_pending(exp)
@@ -251,7 +259,6 @@ class BatchedSearch:
                 self.discarded += 1
                 continue
             ep.land(exp, text, code, results[start:start + n], token_ids=token_ids, logprobs=logprobs)
-        del pending
 
         finished = []
         for slot in list(self._slots):
@@ -276,7 +283,7 @@ class BatchedSearch:
             self._executor.close()
             self._executor = None
 
-    def __enter__(self) -> "BatchedSearch":
+    def __enter__(self) -> BatchedSearch:
         return self
 
     def __exit__(self, *exc: Any) -> None:

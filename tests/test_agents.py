@@ -239,9 +239,12 @@ def test_openai_success_with_logprobs_and_request_shape(server):
     # act() goes through the observation's prompt
     assert agent.act({"prompt": json.dumps(_msgs("obs"))}) == "echo obs"
     # seeds are derived per request: the same agent seed repeats, requests differ
-    seeds = [r["body"]["seed"] for r in server.requests]
+    def seeds(reqs):  # requests of one batch may arrive in any order
+        return {r["body"]["messages"][0]["content"]: r["body"]["seed"] for r in reqs}
+
+    first = seeds(server.requests)
     OpenAIAgent(server.url, "tiny", seed=11).generate_messages([_msgs("hello"), _msgs("obs")])
-    assert [r["body"]["seed"] for r in server.requests[2:]] == seeds and seeds[0] != seeds[1]
+    assert seeds(server.requests[2:]) == first and first["hello"] != first["obs"]
     agent.close()
 
 
@@ -303,3 +306,14 @@ def test_openai_parses_vllm_token_ids(server):
     assert gen.finish_reason == "length"
     agent.generate_messages([_msgs("x")])
     assert server.requests[-1]["body"]["return_tokens_as_token_ids"] is True
+
+
+def test_agents_package_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, agents, agents.scripted, agents.openai_agent, agents.embedded; "
+            "agents.make_agent('random'); "
+            "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -94,10 +94,12 @@ def test_second_load_is_fast(agent):
 
 
 @pytest.mark.slow
-def test_generation_returns_ids_and_teacher_forced_logprobs(agent):
-    gens = agent.generate([_obs(p) for p in PROBLEMS])
+def test_generation_returns_ids_and_teacher_forced_logprobs(agent, monkeypatch):
+    with monkeypatch.context() as m:  # logprobs come from the sampling pass itself
+        m.setattr(agent, "sequence_logprobs", lambda *a: pytest.fail("fell back to a forward"))
+        gens = agent.generate([_obs(p) for p in PROBLEMS])
     assert len(gens) == 2
-    for gen, problem in zip(gens, PROBLEMS):
+    for gen, problem in zip(gens, PROBLEMS, strict=True):
         assert gen.prompt_token_ids == agent.encode_prompt(render_messages(problem))
         assert 1 <= len(gen.completion_token_ids) <= 16
         assert len(gen.logprobs) == len(gen.completion_token_ids)
@@ -106,7 +108,7 @@ def test_generation_returns_ids_and_teacher_forced_logprobs(agent):
                                                   skip_special_tokens=True)
         assert all(lp <= 0 for lp in gen.logprobs)
         forward = agent.sequence_logprobs(gen.prompt_token_ids, gen.completion_token_ids)
-        assert max(abs(a - b) for a, b in zip(forward, gen.logprobs)) < 1e-3
+        assert max(abs(a - b) for a, b in zip(forward, gen.logprobs, strict=True)) < 1e-3
     # the prompts differ in length, so one was left-padded: its logprobs matched above too
     assert len(gens[0].prompt_token_ids) != len(gens[1].prompt_token_ids)
 
@@ -119,7 +121,7 @@ def test_logprobs_are_unscaled_at_low_temperature(agent):
                    seed=5, num_threads=1)
     gen = cold.generate([_obs(PROBLEMS[0])])[0]
     forward = cold.sequence_logprobs(gen.prompt_token_ids, gen.completion_token_ids)
-    assert max(abs(a - b) for a, b in zip(forward, gen.logprobs)) < 1e-3
+    assert max(abs(a - b) for a, b in zip(forward, gen.logprobs, strict=True)) < 1e-3
 
 
 @pytest.mark.slow

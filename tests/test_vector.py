@@ -31,7 +31,7 @@ def problems(demo_problems):
 def scripted(problem, obs) -> str:
     """Deterministic in the observation: a fast wrong program or the reference, fenced."""
     meta = problem.metadata
-    wrong = [c for c, v in zip(meta["wrong_solutions"], meta["wrong_verdicts"]) if v != "time_limit"]
+    wrong = [c for c, v in zip(meta["wrong_solutions"], meta["wrong_verdicts"], strict=True) if v != "time_limit"]
     cands = wrong + [meta["reference_solution"]]
     pick = zlib.crc32(f"{obs['prompt']}|{obs['budget_left']}".encode()) % len(cands)
     return f"```python\n{cands[pick].rstrip()}\n```"
@@ -56,7 +56,7 @@ def test_k1_batched_trees_equal_separate_aec_episodes(problems, executor):
     for i in range(len(problems)):
         if i:
             env.reset()
-        for agent in env.agent_iter():
+        for _agent in env.agent_iter():
             obs, _, term, trunc, _ = env.last()
             env.step(None if term or trunc else scripted(by_statement[obs["statement"]], obs))
         separate[env.tree.problem_id] = env.tree.to_dict()

@@ -49,6 +49,8 @@ class Mars2TrainConfig:
                              "0 in grpo mode")
     # --- generation ------------------------------------------------------------------------
     max_new_tokens: int = _f(512, "tokens an agent may write per node")
+    agent_max_new_tokens: list[int] | None = _f(None, "per-agent max_new_tokens, in agent order "
+                                                "(default: max_new_tokens for every agent)")
     temperature: float = _f(1.0, "sampling temperature of the agents")
     top_p: float = _f(1.0, "nucleus sampling of the agents")
     generation_batch_size: int = _f(8, "prompts per generate call (HF agents)")
@@ -96,6 +98,12 @@ class Mars2TrainConfig:
     def names(self) -> list[str]:
         return list(self.agent_names) if self.agent_names else [f"coder_{i}" for i in range(len(self.agents))]
 
+    def max_new_tokens_of(self, index: int) -> int:
+        """Generation length of the agent at ``index``."""
+        if self.agent_max_new_tokens is not None:
+            return int(self.agent_max_new_tokens[index])
+        return int(self.max_new_tokens)
+
     @property
     def overlong(self) -> tuple[int, int]:
         """(max_length, buffer_length) of the DAPO overlong penalty."""
@@ -124,6 +132,10 @@ class Mars2TrainConfig:
             v = getattr(self, name)
             need(0 <= v <= 1, f"{name} must be in [0, 1], got {v}")
         need(self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.agent_max_new_tokens is not None:
+            need(len(self.agent_max_new_tokens) == len(self.agents) and min(self.agent_max_new_tokens) >= 1,
+                 f"agent_max_new_tokens needs one value >= 1 per agent ({len(self.agents)}), "
+                 f"got {self.agent_max_new_tokens}")
         need(self.temperature > 0, f"temperature must be > 0 for sampling, got {self.temperature}")
         need(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         max_len, buf = self.overlong

@@ -61,12 +61,13 @@ def is_timing_key(key: str) -> bool:
 # ---- agents --------------------------------------------------------------------------------
 
 
-def build_agent(spec: str, name: str, cfg: Mars2TrainConfig, seed: int) -> Any:
-    """Agent for a spec (``agents.make_agent``) with the run's sampling settings."""
+def build_agent(spec: str, name: str, cfg: Mars2TrainConfig, index: int) -> Any:
+    """Agent ``index`` of the config (``agents.make_agent``) with the run's sampling settings."""
     from agents import make_agent
 
     kwargs: dict[str, Any] = dict(name=name, temperature=cfg.temperature, top_p=cfg.top_p,
-                                  max_new_tokens=cfg.max_new_tokens, seed=seed)
+                                  max_new_tokens=cfg.max_new_tokens_of(index),
+                                  seed=derive_seed(cfg.seed, "agent", index))
     if spec.startswith("hf:"):
         kwargs["batch_size"] = cfg.generation_batch_size
     elif not spec.startswith("vllm:"):
@@ -141,7 +142,7 @@ class TrainLoop:
         if not self.problems:
             raise ValueError(f"no problems to train on from {cfg.problems!r} (limit={cfg.limit})")
         if agents is None:
-            agents = {n: build_agent(s, n, cfg, derive_seed(cfg.seed, "agent", i))
+            agents = {n: build_agent(s, n, cfg, i)
                       for i, (n, s) in enumerate(zip(self.names, cfg.agents))}
         if list(agents) != self.names:
             raise ValueError(f"agents {list(agents)} do not match the configured names {self.names}")
@@ -158,7 +159,7 @@ class TrainLoop:
                 epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.kl_beta,
                 learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler_type,
                 warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
-                num_iterations=cfg.num_iterations, max_completion_length=cfg.max_new_tokens,
+                num_iterations=cfg.num_iterations, max_completion_length=cfg.max_new_tokens_of(i),
                 # agents report logprobs of the unscaled distribution, so the learner scores at T = 1
                 temperature=1.0, seed=derive_seed(cfg.seed, "learner", i), report_to=list(cfg.report_to),
                 bf16=_use_bf16(cfg.bf16),
@@ -171,6 +172,7 @@ class TrainLoop:
         self.round = 0
         self.counters: dict[str, Any] = defaultdict(int)
         self._updates_at_ckpt = 0
+        self._round_at_ckpt = 0
         self._bar = None
 
     # ---- helpers ---------------------------------------------------------------------
@@ -369,6 +371,7 @@ class TrainLoop:
         path = save_checkpoint(self.out / "checkpoints", checkpoint_name(self.round), self.loop_state(),
                                self.learners, keep=self.cfg.keep_checkpoints)
         self._updates_at_ckpt = self.total_updates
+        self._round_at_ckpt = self.round
         return path
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
@@ -388,6 +391,7 @@ class TrainLoop:
         truncate(self.metrics_path, int(state["metrics_bytes"]))
         truncate(self.trees_path, int(state["trees_bytes"]))
         self._updates_at_ckpt = self.total_updates
+        self._round_at_ckpt = self.round
         return True
 
     def _shared_all(self) -> bool:
@@ -415,8 +419,8 @@ class TrainLoop:
                 rounds_here += 1
                 if self.total_updates - self._updates_at_ckpt >= cfg.checkpoint_every:
                     self.checkpoint()
-            if self.total_updates != self._updates_at_ckpt:
-                self.checkpoint()
+            if self.round != self._round_at_ckpt:
+                self.checkpoint()  # the state at the stop, so --resume (e.g. with a larger --max-steps) goes on
         finally:
             if progress is not None:
                 progress.close()

@@ -39,13 +39,29 @@ LCB_PRELUDE = "\n".join(
                                      "typing")]
     + [f"import {m}" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy",
                                "math", "random", "statistics", "itertools", "functools", "operator",
-                               "io", "sys", "json")]
-    + ["sys.setrecursionlimit(50000)"])
+                               "io", "sys", "json")])
+LCB_RECURSION_LIMIT = 50000  # the prelude's last line: sys.setrecursionlimit(50000)
+_SYS_NAMES = ("stdin", "stdout", "stderr", "argv")  # names `from sys import *` binds that we replace
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _ADDR = re.compile(r" at 0x[0-9a-fA-F]+")
 # captured now, so a program that rebinds os.write / json.dumps cannot break the status record
 _pwrite, _ftruncate, _exit, _dumps = os.pwrite, os.ftruncate, os._exit, json.dumps
+
+
+def prelude_builtins() -> dict:
+    """Builtins dict with LiveCodeBench's prelude names added, built once in the server.
+
+    The child uses it as the program's ``__builtins__`` instead of running the imports: the
+    names resolve exactly as after LCB's star-imports (a snapshot, like LCB's globals), and the
+    child touches no per-name objects, which would cost copy-on-write page faults.
+    """
+    ns: dict = {}
+    exec(compile(LCB_PRELUDE, "<prelude>", "exec"), ns)
+    ns.pop("__builtins__", None)
+    table = dict(builtins.__dict__)
+    table.update(ns)
+    return table
 
 
 def _std_stream(fd: int, write: bool) -> io.TextIOWrapper:
@@ -90,7 +106,8 @@ def _finish_interpreter(main: types.ModuleType) -> int | None:
     """Do what interpreter shut-down would: join threads, atexit, flush and drop the globals."""
     code = None
     try:
-        threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads
+        if threading.active_count() > 1:
+            threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads
         atexit._run_exitfuncs()
     except SystemExit as e:
         code = _exit_code(e)
@@ -123,7 +140,7 @@ def _write_status(status: dict) -> None:
         pass
 
 
-def run_program(spec: dict, code: types.CodeType, prelude: types.CodeType | None) -> int:
+def run_program(spec: dict, code: types.CodeType, prelude: dict | None) -> int:
     """Run the program (and the functional call / assert test); return the exit status."""
     sys.stdin = sys.__stdin__ = _std_stream(0, False)
     sys.stdout = sys.__stdout__ = _std_stream(1, True)
@@ -135,14 +152,17 @@ def run_program(spec: dict, code: types.CodeType, prelude: types.CodeType | None
                                     spec["source"].splitlines(True), SOURCE_NAME)
     main = types.ModuleType("__main__")
     main.__dict__.update(__file__=SOURCE_NAME, __builtins__=builtins)
+    if prelude is not None:
+        for name in _SYS_NAMES:
+            prelude[name] = getattr(sys, name)
+        sys.setrecursionlimit(LCB_RECURSION_LIMIT)
+        main.__dict__["__builtins__"] = prelude
     sys.modules["__main__"] = main
     kind = spec["kind"]
     status: dict = {"exc": None, "tb": None, "result": None, "done": None, "missing": None}
     exit_code = 0
     stage = "program"
     try:
-        if prelude is not None:
-            exec(prelude, main.__dict__)
         exec(code, main.__dict__)
         if kind == "functional":
             stage = "call"

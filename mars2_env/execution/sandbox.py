@@ -29,6 +29,7 @@ import shutil
 import signal
 import stat
 import sys
+import threading
 from dataclasses import dataclass
 
 UID_BASE = 0x6D320000  # 1832026112: far above any real account; + server pid makes it unique
@@ -36,7 +37,7 @@ UID_BASE = 0x6D320000  # 1832026112: far above any real account; + server pid ma
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x04000000, 0x08000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 
 SCRATCH_IN_JAIL = "/tmp/scratch"
 CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -68,9 +69,51 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int,
            f"mount {target}")
 
 
-def prctl(option: int, arg: int) -> None:
-    _check(libc().prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
-                        ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
+def _prctl(option: int, arg: int) -> None:
+    """prctl(2) with one argument (fast path for the child; the function object is cached)."""
+    global _prctl_fn
+    if _prctl_fn is None:
+        _prctl_fn = libc().prctl
+        _prctl_fn.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    _check(_prctl_fn(option, arg, 0, 0, 0), "prctl")
+
+
+_prctl_fn = None
+
+
+def child_environment(scratch: str) -> dict[str, str]:
+    """The whole environment a program sees (nothing of the caller's leaks through)."""
+    return {"PATH": CHILD_PATH, "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+prctl = _prctl
+
+
+def make_fork():
+    """A fork for a single-threaded server: glibc's fork() without CPython's at-fork hooks.
+
+    ``os.fork`` re-initialises threading state and runs Python at-fork callbacks (random's
+    reseed among them) in every child: about 200 extra copy-on-write page faults, i.e. most of
+    a trivial test's cost. With one thread and the GIL held through the call (PyDLL) there is
+    nothing to re-initialise. Falls back to ``os.fork`` when other threads exist.
+    """
+    try:
+        fn = ctypes.PyDLL(None, use_errno=True).fork
+        fn.restype, fn.argtypes = ctypes.c_int, []
+    except (OSError, AttributeError):
+        return os.fork
+
+    def fork() -> int:
+        if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
+            return os.fork()
+        pid = fn()
+        if pid < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return pid
+    return fork
 
 
 @dataclass
@@ -96,22 +139,25 @@ class Sandbox:
     uid: int | None = None     # sandbox uid (namespaces mode)
     nproc_base: int = 0        # processes the user already runs (basic mode NPROC offset)
 
+    # ---------------------------------------------------------------- once, in the server
+    def prepare_server(self) -> None:
+        """Server-wide state every child inherits, so the children need not set it each time."""
+        prctl(PR_SET_NO_NEW_PRIVS, 1)  # no set-uid binary can raise a child's privileges
+        os.environ.clear()
+        os.environ.update(child_environment(self.child_scratch))
+        os.umask(0o022)
+
     # ---------------------------------------------------------------- per test, in the child
-    def enter_child(self, limits: ChildLimits, fds: tuple[int, int, int, int]) -> None:
-        """Called right after fork: isolate this process. Raises OSError if anything fails."""
+    def enter_child(self, fds: tuple[int, ...]) -> None:
+        """Right after the fork, before the test is known: isolate this process.
+
+        ``fds`` become fds 0.. (stdin, stdout, stderr, status, go-pipe); every other fd is
+        closed. Raises OSError if anything fails.
+        """
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        os.closerange(4, 1 << 20)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
-            signal.signal(sig, signal.SIG_DFL)
-        setr = resource.setrlimit
-        setr(resource.RLIMIT_CORE, (0, 0))
-        setr(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        setr(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
-        setr(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        nproc = limits.processes + (self.nproc_base if self.mode == "basic" else 0)
-        setr(resource.RLIMIT_NPROC, (nproc, nproc))
+        os.closerange(len(fds), 1 << 20)
         if self.jail is not None:
             os.chroot(self.jail)
         os.chdir(self.child_scratch)
@@ -119,18 +165,20 @@ class Sandbox:
             os.setgroups([])
             os.setresgid(self.uid, self.uid, self.uid)
             os.setresuid(self.uid, self.uid, self.uid)
-        prctl(PR_SET_NO_NEW_PRIVS, 1)
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
-        os.umask(0o022)
-        # memory last: the steps above must not be the ones that run out of it
+            _prctl(PR_SET_DUMPABLE, 1)  # the uid change made /proc/self root-owned
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+
+    def apply_limits(self, limits: ChildLimits) -> None:
+        """Once the test is known: lower the rlimits (allowed after dropping privileges)."""
+        setr = resource.setrlimit
+        setr(resource.RLIMIT_CORE, (0, 0))
+        setr(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+        setr(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
+        setr(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        nproc = limits.processes + (self.nproc_base if self.mode == "basic" else 0)
+        setr(resource.RLIMIT_NPROC, (nproc, nproc))
         setr(resource.RLIMIT_AS, (limits.address_space, limits.address_space))
         setr(resource.RLIMIT_DATA, (limits.address_space, limits.address_space))
-        os.environ.clear()
-        os.environ.update({
-            "PATH": CHILD_PATH, "HOME": self.child_scratch, "TMPDIR": self.child_scratch,
-            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
-            "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1"})
 
     # ---------------------------------------------------------------- per test, in the server
     def reset_scratch(self) -> None:

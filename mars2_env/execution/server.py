@@ -5,18 +5,26 @@ with a scrubbed environment. It talks over its stdin (commands) and stdout (resu
 moved to high fds and replaced by /dev/null so nothing the server or a child prints can
 corrupt the channel. Grading happens in the executor, not here: the expected outputs never
 enter this process, so a child cannot read them from memory it inherited.
+
+The next child is forked and isolated (session, fds, jail, uid) *before* its test arrives,
+while the executor grades the previous result; it then waits on a pipe for the test (program
+code and limits), lowers its rlimits and runs. So the fork is off the critical path, and each
+test still gets a fresh process.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import json
+import marshal
 import os
 import select
 import signal
 import sys
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from mars2_env.execution import harness, protocol, sandbox
 
@@ -27,12 +35,22 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "dataclasses", "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq",
     "io", "itertools", "json", "math", "numbers", "operator", "queue", "random", "re",
     "statistics", "string", "struct", "sys", "threading", "time", "typing", "unicodedata",
-    "numpy", "sortedcontainers",
+    "sortedcontainers",
 )
 
 SETUP_FAILED = b"\x00mars2-setup-failed:"
 STDOUT_SHOWN_WHEN_CAPPED = 64 << 10
 STDERR_TAIL = 16 << 10
+GO_FD = 4  # the pre-forked child's end of its go-pipe
+
+
+@dataclass
+class _Next:
+    """A pre-forked child waiting for its test."""
+
+    pid: int
+    go_w: int
+    fds: tuple[int, int, int, int]  # memfds: stdin, stdout, stderr, status
 
 
 class Server:
@@ -40,10 +58,13 @@ class Server:
         self.cmd_fd, self.res_fd = cmd_fd, res_fd
         self.box = sandbox.setup(config["mode"], int(config.get("scratch_mb", 256)))
         self.preload(config.get("preload", DEFAULT_PRELOAD))
-        self.prelude = compile(harness.LCB_PRELUDE, "<prelude>", "exec")
-        self.codes: OrderedDict[str, object] = OrderedDict()
+        self.prelude = harness.prelude_builtins()
+        self.box.prepare_server()
+        self.codes: OrderedDict[str, bytes | str] = OrderedDict()
         with open("/proc/self/statm") as f:
             self.base_vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        self.next: _Next | None = None
+        self.fork = sandbox.make_fork()
 
     @staticmethod
     def preload(names) -> None:
@@ -52,21 +73,78 @@ class Server:
                 importlib.import_module(name)
             except Exception:  # optional modules (numpy, sortedcontainers) may be missing
                 pass
+        if "numpy" in sys.modules:  # its global RNG is seeded from the OS at import: fix it
+            sys.modules["numpy"].random.seed(0)
+
+    # ---------------------------------------------------------------- the next child
+    def prefork(self) -> None:
+        """Fork and isolate the child for the next test (it blocks until `run` sends it)."""
+        if self.next is not None:
+            return
+        fds = tuple(os.memfd_create(n, os.MFD_CLOEXEC) for n in ("stdin", "stdout", "stderr", "status"))
+        go_r, go_w = os.pipe()
         try:
-            import numpy  # its global RNG is seeded from the OS at import: fix it for repeatability
-            numpy.random.seed(0)
-        except Exception:
+            pid = self.fork()
+        except OSError:
+            for fd in fds + (go_r, go_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            self._child(fds, go_r)
+        os.close(go_r)
+        self.next = _Next(pid, go_w, fds)  # type: ignore[arg-type]
+
+    def _child(self, fds: tuple[int, ...], go_r: int) -> None:
+        """In the forked child: isolate, wait for the test, run it; never returns."""
+        status = 1
+        try:
+            try:
+                self.box.enter_child(fds + (go_r,))
+            except BaseException as e:
+                _setup_failed(3, e, fallback=fds[3])
+            chunks = []
+            while True:
+                chunk = os.read(GO_FD, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.close(GO_FD)
+            data = b"".join(chunks)
+            if not data:  # the server is shutting down
+                os._exit(0)
+            spec, code_bytes = marshal.loads(data)
+            try:
+                self.box.apply_limits(sandbox.ChildLimits(**spec.pop("limits")))
+            except BaseException as e:
+                _setup_failed(3, e)
+            code = marshal.loads(code_bytes)
+            status = harness.run_program(spec, code, self.prelude if spec.get("prelude") else None)
+        finally:
+            harness.child_exit(status)
+
+    def _discard_next(self) -> None:
+        nxt, self.next = self.next, None
+        if nxt is None:
+            return
+        try:
+            os.kill(nxt.pid, signal.SIGKILL)
+        except OSError:
             pass
+        _waitpid(nxt.pid)
+        os.close(nxt.go_w)
+        for fd in nxt.fds:
+            os.close(fd)
 
     # ---------------------------------------------------------------- one test
-    def compiled(self, source: str):
-        """Code object (or the SyntaxError text) of ``source``; a small LRU cache."""
+    def compiled(self, source: str) -> bytes | str:
+        """Marshalled code object of ``source`` (or its SyntaxError text); a small LRU cache."""
         hit = self.codes.get(source)
         if hit is not None:
             self.codes.move_to_end(source)
             return hit
         try:
-            value: object = compile(source, harness.SOURCE_NAME, "exec", dont_inherit=True)
+            value: bytes | str = marshal.dumps(
+                compile(source, harness.SOURCE_NAME, "exec", dont_inherit=True))
         except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as e:
             value = _compile_error_text(e)
         self.codes[source] = value
@@ -79,63 +157,61 @@ class Server:
         if isinstance(code, str):
             return {"compile_error": code}, []
         fsize = int(h["output_limit"])
-        limits = sandbox.ChildLimits(
-            wall_s=float(h["wall_s"]), cpu_s=int(h["cpu_s"]),
-            address_space=self.base_vm + int(h["memory"]), file_size=fsize,
-            processes=int(h["processes"]), open_files=int(h["open_files"]))
-        fds = tuple(os.memfd_create(n, os.MFD_CLOEXEC) for n in ("stdin", "stdout", "stderr", "status"))
-        try:
-            if stdin:
-                os.pwrite(fds[0], stdin, 0)
-            spec = {"kind": h["kind"], "entry_point": h.get("entry_point"), "input": h.get("input", ""),
-                    "nonce": h.get("nonce"), "source": source}
-            prelude = self.prelude if h.get("prelude", True) else None
+        limits = {"wall_s": float(h["wall_s"]), "cpu_s": int(h["cpu_s"]),
+                  "address_space": self.base_vm + int(h["memory"]), "file_size": fsize,
+                  "processes": int(h["processes"]), "open_files": int(h["open_files"])}
+        spec = {"kind": h["kind"], "entry_point": h.get("entry_point"), "input": h.get("input", ""),
+                "nonce": h.get("nonce"), "source": source, "prelude": h.get("prelude", True),
+                "limits": limits}
+        payload = marshal.dumps((spec, code))
+        for attempt in range(2):
             try:
-                pid = os.fork()
+                self.prefork()
             except OSError as e:
-                return {"exit": None, "signal": None, "timed_out": False, "cpu_limited": False,
-                        "output_limited": False, "setup_error": f"fork failed: {e.strerror}"}, [b"", b"", b""]
-            if pid == 0:
-                self._child(limits, fds, spec, code, prelude)
-            exit_code, sig, timed_out, cpu = self._wait(pid, limits.wall_s)
-            self.box.kill_leftovers()
-            out_size = os.fstat(fds[1]).st_size
-            st_size = os.fstat(fds[3]).st_size
-            capped = out_size >= fsize or st_size >= fsize
-            out_keep = out_size if h["kind"] == "stdin" and not capped else min(out_size, STDOUT_SHOWN_WHEN_CAPPED)
-            stdout = os.pread(fds[1], out_keep, 0)
-            err_size = os.fstat(fds[2]).st_size
-            stderr = os.pread(fds[2], STDERR_TAIL, max(0, err_size - STDERR_TAIL))
-            status = os.pread(fds[3], min(st_size, fsize), 0)
-        finally:
-            for fd in fds:
-                os.close(fd)
-            self.box.reset_scratch()
-        setup_error = None
-        if status.startswith(SETUP_FAILED):
-            setup_error, status = status[len(SETUP_FAILED):].decode("utf-8", "replace"), b""
-        header = {"exit": exit_code, "signal": sig, "timed_out": timed_out,
-                  "cpu_limited": cpu >= limits.cpu_s or sig == signal.SIGXCPU,
-                  "output_limited": capped, "setup_error": setup_error}
-        return header, [stdout, stderr, status]
-
-    def _child(self, limits, fds, spec, code, prelude) -> None:
-        """In the forked child: isolate, run the program, never return."""
-        try:
-            self.box.enter_child(limits, fds)
-        except BaseException as e:  # report through the status memfd, which is still open
+                return _failed(f"fork failed: {e.strerror}")
+            nxt, self.next = self.next, None
             try:
-                os.pwrite(fds[3], SETUP_FAILED + f"{type(e).__name__}: {e}".encode(), 0)
+                if stdin:
+                    os.pwrite(nxt.fds[0], stdin, 0)
+                try:
+                    _write_all(nxt.go_w, payload)
+                    started = True
+                except BrokenPipeError:  # the child died before its test (set-up failure?)
+                    started = False
+                finally:
+                    os.close(nxt.go_w)
+                if started:
+                    exit_code, sig, timed_out, cpu = self._wait(nxt.pid, limits["wall_s"])
+                else:
+                    _waitpid(nxt.pid)
+                self.box.kill_leftovers()
+                fds = nxt.fds
+                st_size = os.fstat(fds[3]).st_size
+                status = os.pread(fds[3], min(st_size, fsize), 0)
+                if not started and not status.startswith(SETUP_FAILED) and attempt == 0:
+                    continue  # killed from outside while waiting: try a fresh child once
+                out_size = os.fstat(fds[1]).st_size
+                capped = out_size >= fsize or st_size >= fsize
+                keep = out_size if h["kind"] == "stdin" and not capped else min(out_size, STDOUT_SHOWN_WHEN_CAPPED)
+                stdout = os.pread(fds[1], keep, 0)
+                err_size = os.fstat(fds[2]).st_size
+                stderr = os.pread(fds[2], STDERR_TAIL, max(0, err_size - STDERR_TAIL))
             finally:
-                os._exit(71)
-        status = 1
-        try:
-            status = harness.run_program(spec, code, prelude)
-        finally:
-            harness.child_exit(status)
+                for fd in nxt.fds:
+                    os.close(fd)
+                self.box.reset_scratch()
+            if status.startswith(SETUP_FAILED):
+                return _failed(status[len(SETUP_FAILED):].decode("utf-8", "replace"))
+            if not started:
+                return _failed("the sandboxed process died before its test started")
+            header = {"exit": exit_code, "signal": sig, "timed_out": timed_out,
+                      "cpu_limited": cpu >= limits["cpu_s"] or sig == signal.SIGXCPU,
+                      "output_limited": capped, "setup_error": None}
+            return header, [stdout, stderr, status]
+        return _failed("unreachable")  # pragma: no cover
 
     def _wait(self, pid: int, wall_s: float) -> tuple[int | None, int | None, bool, float]:
-        """Wait for the child up to ``wall_s``; SIGKILL its group when late. Exits if orphaned."""
+        """Wait for the child up to ``wall_s``; SIGKILL it when late. Exits if orphaned."""
         deadline = time.monotonic() + wall_s
         timed_out = False
         try:
@@ -184,6 +260,7 @@ class Server:
 
     def shutdown(self) -> None:
         try:
+            self._discard_next()
             self.box.close()
         finally:
             os._exit(0)
@@ -191,6 +268,10 @@ class Server:
     # ---------------------------------------------------------------- main loop
     def serve(self) -> None:
         while True:
+            try:
+                self.prefork()  # while the executor grades the last result
+            except OSError:
+                pass  # retried (and reported) when the test comes
             try:
                 h, blobs = protocol.recv(self.cmd_fd)
             except (protocol.ChannelClosed, ValueError):
@@ -203,6 +284,38 @@ class Server:
                 protocol.send(self.res_fd, header, out)
             except protocol.ChannelClosed:
                 self.shutdown()
+
+
+def _setup_failed(fd: int, e: BaseException, fallback: int | None = None) -> None:
+    """Report a child set-up failure through the status memfd and exit."""
+    msg = SETUP_FAILED + f"{type(e).__name__}: {e}".encode()
+    try:
+        os.pwrite(fd, msg, 0)
+    except OSError:
+        if fallback is not None:
+            try:
+                os.pwrite(fallback, msg, 0)
+            except OSError:
+                pass
+    os._exit(71)
+
+
+def _failed(why: str) -> tuple[dict, list[bytes]]:
+    return {"exit": None, "signal": None, "timed_out": False, "cpu_limited": False,
+            "output_limited": False, "setup_error": why}, [b"", b"", b""]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _waitpid(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _decode_status(status: int) -> tuple[int | None, int | None]:
@@ -221,7 +334,7 @@ def _compile_error_text(e: BaseException) -> str:
 
 def self_test(server: Server) -> str | None:
     """Run ``print(1 + 1)`` through the whole path; the error text when it does not work."""
-    h = {"kind": "stdin", "wall_s": 30.0, "cpu_s": 30, "memory": 256 << 20, "output_limit": 1 << 20,
+    h = {"kind": "stdin", "wall_s": 60.0, "cpu_s": 60, "memory": 256 << 20, "output_limit": 1 << 20,
          "processes": 8, "open_files": 64}
     header, (stdout, stderr, _) = server.run(h, "print(1 + 1)\n", b"")
     if header.get("setup_error"):
@@ -241,13 +354,12 @@ def main() -> None:
     os.close(devnull)
     for fd in (cmd_fd, res_fd):
         os.set_inheritable(fd, False)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the executor's business
     try:
         config, _ = protocol.recv(cmd_fd)
     except (protocol.ChannelClosed, ValueError):
         os._exit(0)
     try:
-        server = Server(cmd_fd, res_fd, config)
+        server: Server | None = Server(cmd_fd, res_fd, config)
         error = self_test(server)
     except Exception as e:  # namespaces refused, mounts failed, ...
         server, error = None, f"{type(e).__name__}: {e}"
@@ -259,8 +371,6 @@ def main() -> None:
         if server is not None:
             server.box.close()
         os._exit(1)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # children inherit the usual one
-    sys.stdout.flush()
     gc.collect()
     gc.freeze()  # keep inherited objects out of the children's collections (fewer COW copies)
     server.serve()

@@ -1,0 +1,566 @@
+"""`Executor`: runs programs against tests in sandboxed processes and grades them.
+
+One warm worker server per core (see `server.py`) forks a fresh child per test. This process
+keeps the expected outputs and grades what comes back (`grader.py`). ``run_many`` keeps every
+worker busy: a program's tests run in order on one worker, so with ``stop_on_first_failure``
+nothing is wasted after a failure, and idle workers run later tests of programs still going
+(their results are dropped if an earlier test fails, so the result does not depend on timing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections import deque
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterable, Sequence
+
+from mars2_env.execution import protocol, sandbox
+from mars2_env.execution.feedback import clip, tail_lines
+from mars2_env.execution.grader import lines_match, loads_value, show_value, values_match
+from mars2_env.execution.results import ExecutionResult, TestResult, Verdict
+from mars2_env.execution.server import DEFAULT_PRELOAD
+from mars2_env.problems import Problem, TestCase
+
+SANDBOXES = ("auto", "namespaces", "basic")
+_ANSWER_GRACE_S = 30.0   # a worker silent this long after a test's wall limit is replaced
+_READY_TIMEOUT_S = 180.0
+_warned = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Executor options; ``None`` limits come from each problem."""
+
+    time_limit_s: float | None = None        # wall clock per test (default: problem.time_limit_s)
+    memory_limit_mb: float | None = None     # address space for the program (problem.memory_limit_mb)
+    cpu_limit_s: float | None = None         # CPU seconds per test (default: ceil(wall) + 1)
+    output_limit_mb: float = 32.0            # stdout, returned value and any file written
+    max_processes: int = 64                  # processes + threads per test
+    max_open_files: int = 256
+    scratch_mb: int = 256                    # private tmpfs per worker (namespaces mode)
+    lcb_prelude: bool = True                 # LiveCodeBench's import block before the program
+    preload: tuple[str, ...] = DEFAULT_PRELOAD
+    reward: str = "fraction"                 # "fraction": passed/total; "binary": 1 if all pass
+    text_limit: int = 4096                   # characters kept per TestResult text field
+
+    def __post_init__(self) -> None:
+        if self.reward not in ("fraction", "binary"):
+            raise ValueError(f"reward must be 'fraction' or 'binary', got {self.reward!r}")
+        for name in ("time_limit_s", "memory_limit_mb", "cpu_limit_s"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {v!r}")
+        for name in ("output_limit_mb", "max_processes", "max_open_files", "scratch_mb"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+
+# ------------------------------------------------------------------------- workers
+
+class _Worker:
+    """Handle on one server process."""
+
+    def __init__(self, mode: str, limits: Limits):
+        cmd_r, self.cmd_w = os.pipe()
+        self.res_r, res_w = os.pipe()
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {"PATH": sandbox.CHILD_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+               "PYTHONPATH": pkg_parent, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONUTF8": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1"}
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-B", "-c", "from mars2_env.execution.server import main; main()"],
+                stdin=cmd_r, stdout=res_w, env=env, cwd="/", start_new_session=True, close_fds=True)
+        finally:
+            os.close(cmd_r)
+            os.close(res_w)
+        self.mode = mode
+        self.ready = False
+        self.scratch: str | None = None
+        self.error: str | None = None
+        self.task: tuple[_Job, int] | None = None
+        self.deadline = 0.0
+        self.last_job: _Job | None = None
+        self.nonce: str | None = None
+        protocol.send(self.cmd_w, {"mode": mode, "scratch_mb": limits.scratch_mb,
+                                   "preload": list(limits.preload)})
+
+    def wait_ready(self) -> None:
+        if self.ready or self.error:
+            return
+        r, _, _ = select.select([self.res_r], [], [], _READY_TIMEOUT_S)
+        try:
+            if not r:
+                raise protocol.ChannelClosed("no answer")
+            msg, _ = protocol.recv(self.res_r)
+        except (protocol.ChannelClosed, ValueError) as e:
+            self.error = f"worker server did not start ({e}); exit status {self.proc.poll()}"
+            return
+        self.scratch = msg.get("scratch")
+        if msg.get("ok"):
+            self.ready = True
+        else:
+            self.error = msg.get("error") or "worker server failed to start"
+
+    def close(self, wait: bool = True) -> None:
+        for fd in (self.cmd_w, self.res_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.cmd_w = self.res_r = -1
+        if not wait:
+            return
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        if self.mode == "basic" and self.scratch:  # normally removed by the server itself
+            sandbox.remove_tree(os.path.dirname(self.scratch))
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        self.proc.wait()
+
+
+class _Pool:
+    """The workers of one executor, owned by the process that created them."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.workers: list[_Worker] = []
+
+    def close(self) -> None:
+        mine = os.getpid() == self.pid
+        for w in self.workers:
+            w.close(wait=False)
+        if mine:
+            for w in self.workers:
+                try:
+                    w.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+                if w.mode == "basic" and w.scratch:
+                    sandbox.remove_tree(os.path.dirname(w.scratch))
+        self.workers = []
+
+
+# ------------------------------------------------------------------------- jobs
+
+@dataclass
+class _Job:
+    problem: Problem
+    code: str
+    tests: list[TestCase]
+    wall_s: float
+    cpu_s: int
+    memory: int
+    results: dict[int, TestResult] = field(default_factory=dict)
+    next: int = 0
+    inflight: set = field(default_factory=set)
+    fail_at: int | None = None
+    compile_error: str | None = None
+    done: bool = False
+
+    def limit(self, stop: bool) -> int:
+        """Tests that still matter: none after a known failure when stopping on failures."""
+        if self.compile_error is not None:
+            return 0
+        if stop and self.fail_at is not None:
+            return self.fail_at
+        return len(self.tests)
+
+    def can_dispatch(self, stop: bool) -> bool:
+        return not self.done and self.next < self.limit(stop)
+
+    def check_done(self, stop: bool) -> None:
+        if self.compile_error is not None:
+            self.done = True
+        else:
+            end = self.limit(stop)
+            self.done = all(i in self.results for i in range(end)) and (
+                self.fail_at is not None or end == len(self.tests))
+
+
+# ------------------------------------------------------------------------- executor
+
+class Executor:
+    """Run untrusted programs against a problem's tests; a context manager.
+
+    ``max_workers`` worker servers (default: one per available core) each fork a fresh,
+    isolated process per test. ``sandbox``: ``"auto"`` (namespaces when running as root, else
+    basic with a one-time warning), ``"namespaces"`` (error if unavailable) or ``"basic"``.
+    Other keyword arguments are `Limits` fields.
+    """
+
+    def __init__(self, max_workers: int | None = None, sandbox: str = "auto", **limits: Any):
+        if sandbox not in SANDBOXES:
+            raise ValueError(f"sandbox must be one of {SANDBOXES}, got {sandbox!r}")
+        names = {f.name for f in fields(Limits)}
+        unknown = sorted(set(limits) - names)
+        if unknown:
+            raise TypeError(f"unknown executor option(s) {unknown}; valid options: {sorted(names)}")
+        if "preload" in limits:
+            limits["preload"] = tuple(limits["preload"])
+        self.limits = Limits(**limits)
+        if max_workers is None:
+            try:
+                max_workers = len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                max_workers = os.cpu_count() or 1
+        if int(max_workers) < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers!r}")
+        self.max_workers = int(max_workers)
+        self.sandbox = sandbox
+        self.mode: str | None = None  # the mode actually in use, known once workers started
+        self._lock = threading.Lock()
+        self._pool = _Pool()
+        self._finalizer = weakref.finalize(self, self._pool.close)
+        self._closed = False
+
+    # ---------------------------------------------------------------- life cycle
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker servers (idempotent)."""
+        self._closed = True
+        self._finalizer()
+
+    def _requested_mode(self) -> str:
+        if self.sandbox == "basic":
+            return "basic"
+        reason = _namespaces_unavailable_reason()
+        if reason is None:
+            return "namespaces"
+        if self.sandbox == "namespaces":
+            raise RuntimeError(f"sandbox='namespaces' is unavailable here: {reason}")
+        _warn_degraded(reason)
+        return "basic"
+
+    def _start(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Executor is closed")
+        if self._pool.pid != os.getpid():  # we were forked: the servers belong to the parent
+            self._pool.close()
+            self._pool = _Pool()
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, self._pool.close)
+        if self._pool.workers:
+            return
+        mode = self.mode or self._requested_mode()
+        self._pool.workers = [_Worker(mode, self.limits) for _ in range(self.max_workers)]
+        for w in self._pool.workers:
+            w.wait_ready()
+        errors = [w.error for w in self._pool.workers if w.error]
+        if errors and mode == "namespaces" and self.sandbox == "auto":
+            self._pool.close()
+            _warn_degraded(f"the namespace sandbox failed to start: {errors[0]}")
+            mode = "basic"
+            self._pool.workers = [_Worker(mode, self.limits) for _ in range(self.max_workers)]
+            for w in self._pool.workers:
+                w.wait_ready()
+            errors = [w.error for w in self._pool.workers if w.error]
+        if errors:
+            self._pool.close()
+            raise RuntimeError(f"executor worker failed to start ({mode} sandbox): {errors[0]}")
+        self.mode = mode
+
+    def _replace(self, w: _Worker) -> _Worker:
+        w.close(wait=False)
+        w.kill()
+        if w.mode == "basic" and w.scratch:
+            sandbox.remove_tree(os.path.dirname(w.scratch))
+        fresh = _Worker(w.mode, self.limits)
+        i = self._pool.workers.index(w)
+        self._pool.workers[i] = fresh
+        return fresh
+
+    # ---------------------------------------------------------------- public API
+    def run(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
+            stop_on_first_failure: bool = True) -> ExecutionResult:
+        """Judge ``code`` on ``problem``'s tests ("public" | "private" | "all" | a list)."""
+        return self.run_many([(problem, code, tests)], stop_on_first_failure=stop_on_first_failure)[0]
+
+    def run_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
+                 stop_on_first_failure: bool = True) -> list[ExecutionResult]:
+        """Judge many ``(problem, code)`` or ``(problem, code, tests)`` items in parallel;
+        results come back in the order of ``items``."""
+        jobs = [self._job(item, tests, i) for i, item in enumerate(items)]
+        with self._lock:
+            self._start()
+            self._drive(jobs, bool(stop_on_first_failure))
+        return [self._result(job, bool(stop_on_first_failure)) for job in jobs]
+
+    # ---------------------------------------------------------------- jobs
+    def _job(self, item: tuple, default_tests: str | list[TestCase], index: int) -> _Job:
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+            raise TypeError(f"item {index}: expected (problem, code) or (problem, code, tests), "
+                            f"got {type(item).__name__}")
+        problem, code = item[0], item[1]
+        which = item[2] if len(item) == 3 else default_tests
+        if not isinstance(problem, Problem):
+            raise TypeError(f"item {index}: expected a Problem, got {type(problem).__name__}")
+        if not isinstance(code, str):
+            raise TypeError(f"item {index}: code must be a str, got {type(code).__name__}")
+        selected = problem.select_tests(which)
+        if not selected:
+            raise ValueError(f"problem {problem.id!r} has no {which if isinstance(which, str) else 'given'} "
+                             "tests to run")
+        for t in selected:
+            if not isinstance(t, TestCase):
+                raise TypeError(f"problem {problem.id!r}: tests must be TestCase, got {type(t).__name__}")
+        if problem.kind == "functional":
+            _validate_functional(problem, selected)
+        lim = self.limits
+        wall = float(lim.time_limit_s or problem.time_limit_s)
+        cpu = int(math.ceil(lim.cpu_limit_s if lim.cpu_limit_s else wall + 1))
+        memory = int(float(lim.memory_limit_mb or problem.memory_limit_mb) * (1 << 20))
+        job = _Job(problem, code, list(selected), wall, cpu, memory)
+        if not code.strip():
+            job.compile_error = ""
+            job.done = True
+        return job
+
+    def _drive(self, jobs: list[_Job], stop: bool) -> None:
+        fresh = deque(j for j in jobs if not j.done)
+        started: list[_Job] = []
+        while True:
+            for w in list(self._pool.workers):
+                if w.task is None:
+                    task = self._pick(w, fresh, started, stop)
+                    if task is None:
+                        break
+                    self._send(w, task)
+            busy = [w for w in self._pool.workers if w.task is not None]
+            if not busy:
+                return
+            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready, _, _ = select.select([w.res_r for w in busy], [], [], timeout)
+            by_fd = {w.res_r: w for w in busy}
+            for fd in ready:
+                self._receive(by_fd[fd], stop)
+            now = time.monotonic()
+            for w in busy:
+                if w.task is not None and now > w.deadline and w.res_r not in ready:
+                    self._lost(w, stop, "the sandbox worker stopped answering")
+
+    def _pick(self, w: _Worker, fresh: deque, started: list[_Job], stop: bool) -> tuple[_Job, int] | None:
+        job = w.last_job
+        if job is not None and not job.inflight and job.can_dispatch(stop):
+            return job, job.next
+        while fresh:
+            job = fresh.popleft()
+            if job.can_dispatch(stop):
+                started.append(job)
+                return job, job.next
+        started[:] = [j for j in started if j.can_dispatch(stop)]
+        if started:  # speculate: a later test of a program still running elsewhere
+            job = min(started, key=lambda j: len(j.inflight))
+            return job, job.next
+        return None
+
+    def _send(self, w: _Worker, task: tuple[_Job, int]) -> None:
+        job, idx = task
+        job.next = idx + 1
+        job.inflight.add(idx)
+        w.task, w.last_job = task, job
+        test = job.tests[idx]
+        kind = job.problem.kind
+        lim = self.limits
+        header = {"kind": kind, "entry_point": job.problem.entry_point,
+                  "input": test.input if kind != "stdin" else "",
+                  "nonce": os.urandom(8).hex() if kind == "assert" else None,
+                  "wall_s": job.wall_s, "cpu_s": job.cpu_s, "memory": job.memory,
+                  "output_limit": int(lim.output_limit_mb * (1 << 20)),
+                  "processes": lim.max_processes, "open_files": lim.max_open_files,
+                  "prelude": lim.lcb_prelude}
+        w.nonce = header["nonce"]
+        w.deadline = time.monotonic() + job.wall_s + _ANSWER_GRACE_S
+        try:
+            w.wait_ready()
+            if w.error:
+                raise protocol.ChannelClosed(w.error)
+            stdin = test.input.encode("utf-8", "surrogatepass") if kind == "stdin" else b""
+            protocol.send(w.cmd_w, header, [job.code.encode("utf-8", "surrogatepass"), stdin])
+        except protocol.ChannelClosed:
+            w.deadline = 0.0  # handled as lost on the next turn of the loop
+
+    def _receive(self, w: _Worker, stop: bool) -> None:
+        try:
+            header, blobs = protocol.recv(w.res_r)
+        except (protocol.ChannelClosed, ValueError):
+            self._lost(w, stop, "the sandbox worker died while running this test")
+            return
+        job, idx = w.task
+        w.task = None
+        job.inflight.discard(idx)
+        if job.done:
+            return
+        if "compile_error" in header:
+            job.compile_error = header["compile_error"]
+        else:
+            tr = self._grade(job, idx, header, blobs, w.nonce)
+            job.results[idx] = tr
+            if tr.verdict != Verdict.PASSED and (job.fail_at is None or idx < job.fail_at):
+                job.fail_at = idx
+        job.check_done(stop)
+
+    def _lost(self, w: _Worker, stop: bool, why: str) -> None:
+        job, idx = w.task
+        w.task = None
+        self._replace(w)
+        job.inflight.discard(idx)
+        if job.done:
+            return
+        test = job.tests[idx]
+        job.results[idx] = self._test_result(Verdict.RUNTIME_ERROR, test, error=why)
+        if job.fail_at is None or idx < job.fail_at:
+            job.fail_at = idx
+        job.check_done(stop)
+
+    # ---------------------------------------------------------------- grading
+    def _test_result(self, verdict: Verdict, test: TestCase, actual: str = "", error: str = "") -> TestResult:
+        n = self.limits.text_limit
+        return TestResult(verdict, clip(test.input, n), clip(test.output, n), clip(actual, n),
+                          clip(error, n))
+
+    def _grade(self, job: _Job, idx: int, h: dict, blobs: list[bytes], nonce: str | None) -> TestResult:
+        test = job.tests[idx]
+        kind = job.problem.kind
+        stdout_b, stderr_b, status_b = (blobs + [b"", b"", b""])[:3]
+        stdout = stdout_b.decode("utf-8", "replace")
+        stderr = tail_lines(stderr_b.decode("utf-8", "replace"), 20)
+        status = _parse_status(status_b)
+        exc, tb = status.get("exc"), status.get("tb")
+        shown = stdout if kind == "stdin" else ""
+        R = lambda v, actual=shown, error="": self._test_result(v, test, actual, error)  # noqa: E731
+        if h.get("setup_error"):
+            return R(Verdict.RUNTIME_ERROR, error=f"sandbox set-up failed: {h['setup_error']}")
+        if h.get("output_limited"):
+            return R(Verdict.OUTPUT_LIMIT, error=f"output limit exceeded ({self.limits.output_limit_mb:g} MiB)")
+        if h.get("timed_out") or h.get("cpu_limited"):
+            return R(Verdict.TIME_LIMIT, error=f"time limit exceeded ({job.wall_s:g} s)")
+        if exc == "MemoryError":
+            return R(Verdict.MEMORY_LIMIT, error=tb or "MemoryError")
+        sig = h.get("signal")
+        if sig is not None:
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            return R(Verdict.RUNTIME_ERROR, error="\n".join(x for x in (stderr, f"killed by {name}") if x))
+        code = h.get("exit")
+        if kind == "functional" and status.get("missing"):
+            return R(Verdict.COMPILE_ERROR,
+                     error=f"entry point {status['missing']!r} not found: define class Solution with "
+                           f"method {status['missing']!r} or a function {status['missing']!r}")
+        if kind == "assert" and exc == "AssertionError" and status.get("stage") == "test":
+            return R(Verdict.WRONG_ANSWER, error=tb or "AssertionError")
+        if code != 0:
+            error = tb or "\n".join(x for x in (stderr, f"exit status {code}") if x)
+            return R(Verdict.RUNTIME_ERROR, error=error)
+        if kind == "stdin":
+            return R(Verdict.PASSED if lines_match(stdout, test.output) else Verdict.WRONG_ANSWER)
+        if kind == "functional":
+            raw = status.get("result")
+            if not isinstance(raw, str):
+                return R(Verdict.RUNTIME_ERROR, error="the program exited before the function returned")
+            try:
+                value = loads_value(raw)
+            except ValueError as e:
+                return R(Verdict.RUNTIME_ERROR, error=str(e))
+            ok = values_match(value, test.output)
+            return R(Verdict.PASSED if ok else Verdict.WRONG_ANSWER, actual=show_value(
+                list(value) if isinstance(value, tuple) else value))
+        if nonce is not None and status.get("done") == nonce:
+            return R(Verdict.PASSED)
+        return R(Verdict.RUNTIME_ERROR, error="the program exited before the test finished")
+
+    def _result(self, job: _Job, stop: bool) -> ExecutionResult:
+        total = len(job.tests)
+        if job.compile_error is not None:
+            first = job.tests[0]
+            error = job.compile_error or "the program is empty"
+            tr = self._test_result(Verdict.COMPILE_ERROR, first, error=error)
+            return ExecutionResult(Verdict.COMPILE_ERROR, 0, total, 0.0, [tr])
+        end = job.fail_at + 1 if (stop and job.fail_at is not None) else total
+        ran = [job.results[i] for i in range(end)]
+        passed = sum(t.verdict == Verdict.PASSED for t in ran)
+        verdict = next((t.verdict for t in ran if t.verdict != Verdict.PASSED), Verdict.PASSED)
+        if self.limits.reward == "binary":
+            reward = 1.0 if passed == total else 0.0
+        else:
+            reward = passed / total
+        return ExecutionResult(verdict, passed, total, reward, ran)
+
+
+# ------------------------------------------------------------------------- helpers
+
+def _parse_status(raw: bytes) -> dict:
+    if not raw:
+        return {}
+    try:
+        status = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def _validate_functional(problem: Problem, tests: Iterable[TestCase]) -> None:
+    for i, t in enumerate(tests):
+        try:
+            for line in t.input.split("\n"):
+                if line.strip():
+                    json.loads(line)
+        except ValueError as e:
+            raise ValueError(f"problem {problem.id!r}, test {i}: each input line of a functional "
+                             f"test must be one JSON value ({e})") from None
+        try:
+            json.loads(t.output)
+        except ValueError as e:
+            raise ValueError(f"problem {problem.id!r}, test {i}: the output of a functional test "
+                             f"must be one JSON value ({e})") from None
+
+
+_ns_reason: list[str | None] = []
+
+
+def _namespaces_unavailable_reason() -> str | None:
+    if not _ns_reason:
+        _ns_reason.append(sandbox.namespaces_unavailable_reason())
+    return _ns_reason[0]
+
+
+def _warn_degraded(reason: str) -> None:
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    warnings.warn(
+        f"mars2 executor: the namespace sandbox is unavailable ({reason}). Programs run with "
+        "rlimits, a new session, a scrubbed environment and a scratch directory only: they can "
+        "reach the network, read and write this user's files and signal this user's processes. "
+        "Run as root for the full sandbox, or pass sandbox='basic' to accept this silently.",
+        RuntimeWarning, stacklevel=4)

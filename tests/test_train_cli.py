@@ -1,0 +1,109 @@
+"""`mars2 train` / `mars2 filter` command lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mars2_cli.main import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "examples" / "configs"
+
+
+def _train_args(argv):
+    return build_parser().parse_args(["train", *argv])
+
+
+def test_every_config_field_is_a_flag_and_yaml_key(tmp_path):
+    from train.config import Mars2TrainConfig
+    from mars2_cli.train_cmd import build_config
+
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"mode": "rs2", "agents": ["hf:x"], "max_steps": 5, "tis_cap": None,
+                                 "report_to": ["tensorboard"], "out": str(tmp_path / "fromyaml")}))
+    args = _train_args(["--config", str(p), "--max-steps", "7", "--mode", "grpo", "--kl-beta", "0",
+                        "--no-progress", "--agents", "hf:a", "hf:b"])
+    cfg, out, resume = build_config(args)
+    assert (cfg.mode, cfg.max_steps, cfg.kl_beta, cfg.progress, cfg.agents) == ("grpo", 7, 0.0, False, ["hf:a", "hf:b"])
+    assert cfg.tis_cap is None and cfg.report_to == ["tensorboard"] and not resume
+    assert out == tmp_path / "fromyaml"
+    flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions}
+    import dataclasses
+
+    assert {f.name for f in dataclasses.fields(Mars2TrainConfig)} <= flags
+
+
+def test_train_cli_reports_bad_options(tmp_path, capsys):
+    p = tmp_path / "c.yaml"
+    p.write_text("max_stepz: 3\n")
+    assert main(["train", "--config", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown option 'max_stepz'" in capsys.readouterr().err
+    assert main(["train", "--buffer-threshold", "6", "--per-device-train-batch-size", "4",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "multiple of per_device_train_batch_size" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(tmp_path / "nothing")]) == 2
+    assert "no checkpoints" in capsys.readouterr().err
+
+
+def test_example_configs_load():
+    from train.config import Mars2TrainConfig
+
+    modes = {}
+    for name in ("tiny_cpu", "mars2_qwen3_8b", "rs2_qwen3_8b", "grpo_qwen3_8b"):
+        cfg = Mars2TrainConfig.from_yaml(CONFIGS / f"{name}.yaml")
+        modes[name] = cfg
+    assert modes["tiny_cpu"].mode == "mars2" and modes["tiny_cpu"].agents == ["hf:embedded", "hf:embedded"]
+    paper = [modes[n] for n in ("mars2_qwen3_8b", "rs2_qwen3_8b", "grpo_qwen3_8b")]
+    assert [c.mode for c in paper] == ["mars2", "rs2", "grpo"]
+    # fair comparison: everything but the mode and the agent list is the same
+    strip = [{k: v for k, v in c.to_dict().items() if k not in ("mode", "agents", "agent_names")} for c in paper]
+    assert strip[0] == strip[1] == strip[2]
+    assert paper[0].temperature == 1.0 and paper[0].learning_rate == 1e-6 and paper[0].budget in (8, 16)
+
+
+def test_filter_keeps_only_problems_some_samples_solve(tmp_path, demo_problems):
+    a, b, c = demo_problems[:3]
+    ref = lambda p: p.metadata["reference_solution"]  # noqa: E731
+    bad = lambda p: p.metadata["wrong_solutions"][0]  # noqa: E731
+    replay = tmp_path / "replay.jsonl"
+    rows = [(a, ref(a)), (a, ref(a)), (b, bad(b)), (b, bad(b)), (c, ref(c)), (c, bad(c))]
+    replay.write_text("".join(json.dumps({"problem_id": p.id, "response": f"```python\n{code}\n```"}) + "\n"
+                              for p, code in rows))
+    out = tmp_path / "filtered"
+    assert main(["filter", "--problems", "builtin:demo", "--limit", "3", "--agents", f"replay:{replay}",
+                 "--samples", "2", "--out", str(out), "--executor-workers", "1"]) == 0
+    report = json.loads((out / "filter.json").read_text())
+    assert {r["problem_id"]: r["solved"] for r in report["per_problem"]} == {a.id: 2, b.id: 0, c.id: 1}
+    kept = [json.loads(line)["id"] for line in (out / "problems.jsonl").read_text().splitlines()]
+    assert kept == [c.id]
+    from mars2_env.problems import load_problems
+
+    assert [p.id for p in load_problems(str(out / "problems.jsonl"))] == [c.id]
+
+
+@pytest.mark.slow
+def test_tiny_cpu_config_trains_checkpoints_and_resumes(tmp_path):
+    """`mars2 train --config examples/configs/tiny_cpu.yaml` with the embedded SmolLM2, then --resume."""
+    pytest.importorskip("trl")
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(CONFIGS / "tiny_cpu.yaml"), "--out", str(out), "--no-progress"]
+    assert main([*argv, "--max-steps", "1"]) == 0
+    first = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert (out / "checkpoints" / "latest").is_file()
+    assert main(["train", "--out", str(out), "--resume", "--max-steps", "2", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[: len(first)] == first  # resumed after the first run's log, nothing rewritten
+    updates = [r for r in rows if r["event"] == "update"]
+    resumed = json.loads((out / "train_summary.json").read_text())
+    assert resumed["rounds"] >= summary["rounds"]
+    if summary["done"]:  # every learner found signal within max_rounds
+        assert {r["agent"] for r in updates} == {"coder_0", "coder_1"}
+        assert max(r["update"] for r in updates) == 2
+        for key in ("loss", "kl", "entropy", "clip_ratio/region_mean", "reward", "train_tokens_per_s"):
+            assert all(key in r for r in updates)
+    assert any(r["event"] == "round" and "pass_rate" in r and "gen_tokens_per_s" in r for r in rows)
