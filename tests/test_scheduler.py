@@ -428,8 +428,14 @@ def test_state_dict_resumes_exactly(prior, scope):
     t2 = SearchTree.from_dict(t.to_dict())
     rng1, rng2 = np.random.default_rng(3), np.random.default_rng(3)
     assert grow(s, t, 40, uniform, rng1) == grow(restored, t2, 40, uniform, rng2)
-    with pytest.raises(ValueError, match="not thompson|is for"):
+    with pytest.raises(ValueError, match="not parallel"):
         ParallelSampling(["a"]).load_state_dict(saved)
+    broken = json.loads(json.dumps(saved))
+    broken["records"][5][1] = 999                  # a parent that never landed
+    before = restored.arm_stats()
+    with pytest.raises(ValueError, match="bad record"):
+        restored.load_state_dict(broken)
+    assert restored.arm_stats() == before           # left as it was
 
 
 # ---------------------------------------------------------------- baselines

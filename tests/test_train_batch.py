@@ -124,7 +124,13 @@ def test_config_validation_yaml_and_overrides(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("mode: rs2\nagents: [hf:embedded]\nmax-steps: 3\ntis_cap: none\n")
     cfg = Mars2TrainConfig.from_yaml(p, budget=4)
-    assert (cfg.mode, cfg.agents, cfg.max_steps, cfg.tis_cap, cfg.budget) == ("rs2", ["hf:embedded"], 3, None, 4)
+    assert (cfg.mode, cfg.agents, cfg.max_steps, cfg.tis_cap, cfg.budget) == (
+        "rs2",
+        ["hf:embedded"],
+        3,
+        None,
+        4,
+    )
     assert Mars2TrainConfig.from_dict({k: v for k, v in cfg.to_dict().items()}) == cfg
     p.write_text("max_stepz: 3\n")
     with pytest.raises(ValueError, match="unknown option 'max_stepz'.*max_steps"):

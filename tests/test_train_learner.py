@@ -51,8 +51,16 @@ def test_one_gspo_step_moves_logprobs_in_the_advantage_direction(tmp_path, tok):
     assert after[1] < before[1], (before, after)
     assert learner.updates == 1 and learner.trainer.state.global_step == 1
     assert logs["kl"] == pytest.approx(0.0, abs=1e-6)  # the reference is the model before the step
-    for key in ("loss", "grad_norm", "learning_rate", "entropy", "clip_ratio/region_mean", "reward",
-                "advantages/abs_mean", "train_tokens_per_s"):
+    for key in (
+        "loss",
+        "grad_norm",
+        "learning_rate",
+        "entropy",
+        "clip_ratio/region_mean",
+        "reward",
+        "advantages/abs_mean",
+        "train_tokens_per_s",
+    ):
         assert key in logs and math.isfinite(logs[key]), key
 
 
@@ -62,7 +70,9 @@ def test_override_builds_trl_batch_with_old_ref_logps_and_tis(tmp_path, tok):
     p, good, bad = _pair(tok)
     samples = [NodeSample(p, good, 1.0), NodeSample(p[:3], bad, -1.0)]
     # rollout logprobs = the model's own (TIS weight 1) for the first; 1.0 nat lower for the second
-    own = [torch.tensor(_token_logps(learner.model, s.prompt_ids, s.completion_ids)) for s in samples]
+    own = [
+        torch.tensor(_token_logps(learner.model, s.prompt_ids, s.completion_ids)) for s in samples
+    ]
     samples[0].logprobs = own[0].tolist()
     samples[1].logprobs = (own[1] - 1.0).tolist()
     learner.model.train()
@@ -72,7 +82,9 @@ def test_override_builds_trl_batch_with_old_ref_logps_and_tis(tmp_path, tok):
     c = out["completion_mask"]
     assert out["prompt_mask"][1].tolist() == [0] * (len(p) - 3) + [1] * 3  # left padded
     assert c.sum(1).tolist() == [len(good), len(bad)]
-    assert c[0, : len(good)].all() and not c[0, len(good):].any() if c.shape[1] > len(good) else True
+    assert (
+        c[0, : len(good)].all() and not c[0, len(good) :].any() if c.shape[1] > len(good) else True
+    )
     old = out["old_per_token_logps"]
     assert torch.allclose(old[0, : len(good)], own[0], atol=1e-4)
     assert torch.allclose(out["ref_per_token_logps"] * c, old * c, atol=1e-4)
@@ -109,9 +121,11 @@ def test_micro_batches_accumulate_into_one_optimizer_step(tmp_path, tok):
 
 def test_checkpoint_resume_is_bit_for_bit(tmp_path, tok):
     p, good, bad = _pair(tok)
-    batches = [[NodeSample(p, good, 1.0), NodeSample(p, bad, -1.0)],
-               [NodeSample(p, bad, 0.5), NodeSample(p, good, -0.5)],
-               [NodeSample(p, good, -1.0), NodeSample(p, bad, 1.0)]]
+    batches = [
+        [NodeSample(p, good, 1.0), NodeSample(p, bad, -1.0)],
+        [NodeSample(p, bad, 0.5), NodeSample(p, good, -0.5)],
+        [NodeSample(p, good, -1.0), NodeSample(p, bad, 1.0)],
+    ]
 
     def run(learner, bs):
         return [learner.step(list(b))["loss"] for b in bs]
@@ -135,4 +149,6 @@ def test_checkpoint_resume_is_bit_for_bit(tmp_path, tok):
     sa, sc = a.model.state_dict(), c.model.state_dict()
     assert all(torch.equal(sa[k], sc[k]) for k in sa)
     with pytest.raises(ValueError, match="belongs to learner"):
-        Learner("other", tiny_llama(tok), tok, make_grpo_config(tmp_path / "d", 2, 2), 1).load(tmp_path / "ckpt")
+        Learner("other", tiny_llama(tok), tok, make_grpo_config(tmp_path / "d", 2, 2), 1).load(
+            tmp_path / "ckpt"
+        )

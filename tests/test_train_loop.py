@@ -35,18 +35,36 @@ def executor():
 def _agents(tiny_dir, names, lengths=(6, 24)):
     from agents.hf import HFAgent
 
-    return {n: HFAgent.from_pretrained(str(tiny_dir), name=n, max_new_tokens=lengths[i % 2], seed=10 + i,
-                                       num_threads=1)
-            for i, n in enumerate(names)}
+    return {
+        n: HFAgent.from_pretrained(
+            str(tiny_dir), name=n, max_new_tokens=lengths[i % 2], seed=10 + i, num_threads=1
+        )
+        for i, n in enumerate(names)
+    }
 
 
 def _loop(out, tiny_dir, problems, executor, **overrides):
-    kw = dict(agents=[f"hf:{tiny_dir}"] * 2, budget=4, trees_per_round=2, buffer_threshold=4,
-              per_device_train_batch_size=2, max_new_tokens=24, overlong_max_length=24, overlong_buffer_length=16,
-              max_steps=2, checkpoint_every=1, learning_rate=1e-3, progress=False, seed=0, max_rounds=8)
+    kw = dict(
+        agents=[f"hf:{tiny_dir}"] * 2,
+        budget=4,
+        trees_per_round=2,
+        buffer_threshold=4,
+        per_device_train_batch_size=2,
+        max_new_tokens=24,
+        overlong_max_length=24,
+        overlong_buffer_length=16,
+        max_steps=2,
+        checkpoint_every=1,
+        learning_rate=1e-3,
+        progress=False,
+        seed=0,
+        max_rounds=8,
+    )
     kw.update(overrides)
     cfg = Mars2TrainConfig(**kw)
-    return TrainLoop(cfg, out, agents=_agents(tiny_dir, cfg.names), problems=problems[:3], executor=executor)
+    return TrainLoop(
+        cfg, out, agents=_agents(tiny_dir, cfg.names), problems=problems[:3], executor=executor
+    )
 
 
 def _rows(path):
@@ -68,8 +86,18 @@ def test_mars2_loop_updates_each_learner_and_logs(tmp_path, tiny_dir, demo_probl
     assert len(rounds) == summary["rounds"] and len(updates) == 4
     assert {r["agent"] for r in updates} == {"coder_0", "coder_1"}
     for r in updates:
-        for key in ("loss", "kl", "entropy", "clip_ratio/region_mean", "grad_norm", "learning_rate", "reward",
-                    "advantages/abs_mean", "train_tokens_per_s", "tis/weight_mean"):
+        for key in (
+            "loss",
+            "kl",
+            "entropy",
+            "clip_ratio/region_mean",
+            "grad_norm",
+            "learning_rate",
+            "reward",
+            "advantages/abs_mean",
+            "train_tokens_per_s",
+            "tis/weight_mean",
+        ):
             assert r.get(key) is not None, key
     assert sum(r["trees"] for r in rounds) == 2 * len(rounds)
     assert all(r["nodes"] == 4 * r["trees"] for r in rounds)
@@ -89,8 +117,10 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, tiny_dir, demo_p
     full, cut = tmp_path / "full", tmp_path / "cut"
     with _loop(full, tiny_dir, demo_problems, executor) as loop:
         loop.run()
-        weights_full = {n: {k: v.clone() for k, v in lr.model.state_dict().items()}
-                        for n, lr in loop.learners.items()}
+        weights_full = {
+            n: {k: v.clone() for k, v in lr.model.state_dict().items()}
+            for n, lr in loop.learners.items()
+        }
     with _loop(cut, tiny_dir, demo_problems, executor) as loop:
         loop.run(max_rounds=1)  # "interrupted" after one round (a checkpoint is taken at the stop)
         assert loop.round == 1
@@ -102,14 +132,18 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, tiny_dir, demo_p
         assert loop.round == 1
         loop.run()
         weights_cut = {n: lr.model.state_dict() for n, lr in loop.learners.items()}
-    assert _strip_timing(_rows(full / "metrics.jsonl")) == _strip_timing(_rows(cut / "metrics.jsonl"))
+    assert _strip_timing(_rows(full / "metrics.jsonl")) == _strip_timing(
+        _rows(cut / "metrics.jsonl")
+    )
     assert (full / "trees.jsonl").read_bytes() == (cut / "trees.jsonl").read_bytes()
     for n in weights_full:
         assert all(torch.equal(weights_full[n][k], weights_cut[n][k]) for k in weights_full[n]), n
 
 
 def test_grpo_and_rs2_search_each_agent_alone(tmp_path, tiny_dir, demo_problems, executor):
-    with _loop(tmp_path / "grpo", tiny_dir, demo_problems, executor, mode="grpo", max_rounds=1) as loop:
+    with _loop(
+        tmp_path / "grpo", tiny_dir, demo_problems, executor, mode="grpo", max_rounds=1
+    ) as loop:
         assert loop.groups() == [["coder_0"], ["coder_1"]]
         assert loop.shaping() == (0.5, 0.0)
         loop.run()
@@ -119,7 +153,9 @@ def test_grpo_and_rs2_search_each_agent_alone(tmp_path, tiny_dir, demo_problems,
         nodes = t["nodes"][1:]
         assert all(n["parent"] == 0 for n in nodes)  # a group of independent samples
         assert len({n["agent"] for n in nodes}) == 1
-    with _loop(tmp_path / "rs2", tiny_dir, demo_problems, executor, mode="rs2", max_rounds=1) as loop:
+    with _loop(
+        tmp_path / "rs2", tiny_dir, demo_problems, executor, mode="rs2", max_rounds=1
+    ) as loop:
         assert loop.groups() == [["coder_0"], ["coder_1"]] and loop.shaping() == (0.5, 0.5)
 
 
@@ -130,3 +166,16 @@ def test_round_problems_are_a_seeded_epoch_shuffle(tmp_path, tiny_dir, demo_prob
     assert sorted(ids[:3]) == sorted(three) and sorted(ids[3:6]) == sorted(three)
     with _loop(tmp_path / "b", tiny_dir, demo_problems, executor, trees_per_round=2) as loop:
         assert ids == [p.id for r in range(3) for p in loop.round_problems(r)]
+
+
+def test_example_train_tiny_runs(tmp_path):
+    import runpy
+
+    mod = runpy.run_path(
+        str(
+            __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "train_tiny.py"
+        )
+    )
+    summary = mod["main"](["--out", str(tmp_path / "run"), "--steps", "1"])
+    assert summary["done"] and summary["updates"] == {"coder_0": 1, "coder_1": 1}
+    assert (tmp_path / "run" / "checkpoints" / "latest").is_file()

@@ -69,7 +69,12 @@ def build_batch(
         [s.prompt_ids for s in samples], pad_token_id, "left", torch.long, 1, pad_to_multiple_of
     )
     completion_ids, completion_mask = pad_sequences(
-        [s.completion_ids for s in samples], pad_token_id, "right", torch.long, 1, pad_to_multiple_of
+        [s.completion_ids for s in samples],
+        pad_token_id,
+        "right",
+        torch.long,
+        1,
+        pad_to_multiple_of,
     )
     nan = float("nan")
     rollout_logps, _ = pad_sequences(

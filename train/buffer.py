@@ -33,7 +33,9 @@ class NodeSample:
 
     def __post_init__(self) -> None:
         if not self.prompt_ids:
-            raise ValueError(f"sample {self.agent}/{self.problem_id}#{self.node_id}: empty prompt_ids")
+            raise ValueError(
+                f"sample {self.agent}/{self.problem_id}#{self.node_id}: empty prompt_ids"
+            )
         if not math.isfinite(float(self.advantage)):
             raise ValueError(
                 f"sample {self.agent}/{self.problem_id}#{self.node_id}: advantage must be finite, got {self.advantage!r}"
@@ -66,7 +68,9 @@ class SampleBuffer:
 
     def __init__(self, threshold: int) -> None:
         if threshold < 2:
-            raise ValueError(f"buffer threshold must be >= 2 samples (a TRL generation batch), got {threshold}")
+            raise ValueError(
+                f"buffer threshold must be >= 2 samples (a TRL generation batch), got {threshold}"
+            )
         self.threshold = int(threshold)
         self._items: deque[NodeSample] = deque()
         self.total_added = 0
@@ -92,7 +96,9 @@ class SampleBuffer:
     def pop_batch(self) -> list[NodeSample]:
         """Remove and return the oldest ``threshold`` samples."""
         if not self.ready():
-            raise RuntimeError(f"buffer holds {len(self._items)} samples, fewer than the threshold {self.threshold}")
+            raise RuntimeError(
+                f"buffer holds {len(self._items)} samples, fewer than the threshold {self.threshold}"
+            )
         return [self._items.popleft() for _ in range(self.threshold)]
 
     def state_dict(self) -> dict[str, Any]:

@@ -29,7 +29,11 @@ LATEST = "latest"
 
 def rng_state() -> dict[str, Any]:
     """Python, numpy (global) and torch (CPU, and CUDA when present) RNG states."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -47,8 +51,13 @@ def checkpoint_name(round_index: int) -> str:
     return f"round-{round_index:06d}"
 
 
-def save_checkpoint(root: str | os.PathLike, name: str, loop_state: dict[str, Any], learners: dict[str, Any],
-                    keep: int = 2) -> Path:
+def save_checkpoint(
+    root: str | os.PathLike,
+    name: str,
+    loop_state: dict[str, Any],
+    learners: dict[str, Any],
+    keep: int = 2,
+) -> Path:
     """Write a checkpoint (``learners``: name -> object with ``save(dir)``), update ``latest``, prune old ones."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -89,8 +98,10 @@ def load_checkpoint(path: str | os.PathLike, learners: dict[str, Any]) -> dict[s
     for agent, learner in learners.items():
         d = path / "learners" / agent
         if not d.is_dir():
-            raise FileNotFoundError(f"checkpoint {path} has no learner {agent!r} (has: "
-                                    f"{sorted(p.name for p in (path / 'learners').iterdir())})")
+            raise FileNotFoundError(
+                f"checkpoint {path} has no learner {agent!r} (has: "
+                f"{sorted(p.name for p in (path / 'learners').iterdir())})"
+            )
         learner.load(d)
     state = json.loads((path / "loop.json").read_text())
     set_rng_state(torch.load(path / "rng.pt", weights_only=False))
@@ -105,6 +116,8 @@ def truncate(path: str | os.PathLike, size: int) -> None:
             raise FileNotFoundError(f"{p} is missing but the checkpoint expects {size} bytes")
         return
     if p.stat().st_size < size:
-        raise ValueError(f"{p} has {p.stat().st_size} bytes, fewer than the {size} the checkpoint recorded")
+        raise ValueError(
+            f"{p} has {p.stat().st_size} bytes, fewer than the {size} the checkpoint recorded"
+        )
     with open(p, "r+b") as f:
         f.truncate(size)

@@ -31,61 +31,104 @@ class Mars2TrainConfig:
     """Options of `mars2 train` (GRPO / RS² / MARS² training of agents with GSPO)."""
 
     # --- what to train on ------------------------------------------------------------------
-    mode: str = _f("mars2", "grpo: G independent samples per problem, group-normalised advantages; "
-                   "rs2: one agent's tree search, tree advantages; mars2: all agents share each tree",
-                   choices=MODES)
-    problems: str = _f("builtin:demo", "problem source for mars2_env.problems.load_problems (name or JSONL)")
+    mode: str = _f(
+        "mars2",
+        "grpo: G independent samples per problem, group-normalised advantages; "
+        "rs2: one agent's tree search, tree advantages; mars2: all agents share each tree",
+        choices=MODES,
+    )
+    problems: str = _f(
+        "builtin:demo", "problem source for mars2_env.problems.load_problems (name or JSONL)"
+    )
     limit: int | None = _f(None, "use only the first N problems")
-    agents: list[str] = _f(["hf:embedded", "hf:embedded"], "agent specs (hf:embedded, hf:PATH, vllm:PATH); "
-                           "each gets its own learner. grpo/rs2 train each agent on its own trees")
+    agents: list[str] = _f(
+        ["hf:embedded", "hf:embedded"],
+        "agent specs (hf:embedded, hf:PATH, vllm:PATH); "
+        "each gets its own learner. grpo/rs2 train each agent on its own trees",
+    )
     agent_names: list[str] | None = _f(None, "names of the agents (default coder_0, coder_1, ...)")
     budget: int = _f(8, "nodes per tree (= G, the group size, in grpo mode)")
     trees_per_round: int = _f(4, "problems searched per rollout round (trees in flight at once)")
     expansions_per_tree: int = _f(1, "expansions one tree may have in flight per generation batch")
     tests: str = _f("all", "tests that reward a node during training: public, private or all")
     prior: str = _f("beta", "Thompson-sampling prior of the tree scheduler (rs2/mars2)")
-    shaping_alpha: float = _f(0.5, "tree-consistent reward shaping: weight of the node's own reward (Eq. 6)")
-    shaping_beta: float = _f(0.5, "tree-consistent reward shaping: weight of the parent's shaped reward; "
-                             "0 in grpo mode")
+    shaping_alpha: float = _f(
+        0.5,
+        "tree-consistent shaping baseline b = alpha * r_parent + (1 - alpha) * mean(r_siblings) "
+        "(mars2_env.rewards)",
+    )
+    shaping_beta: float = _f(
+        0.5, "shaping strength: shaped = r + beta * (r - b); grpo mode uses 0 (raw rewards)"
+    )
     # --- generation ------------------------------------------------------------------------
     max_new_tokens: int = _f(512, "tokens an agent may write per node")
-    agent_max_new_tokens: list[int] | None = _f(None, "per-agent max_new_tokens, in agent order "
-                                                "(default: max_new_tokens for every agent)")
+    agent_max_new_tokens: list[int] | None = _f(
+        None, "per-agent max_new_tokens, in agent order (default: max_new_tokens for every agent)"
+    )
     temperature: float = _f(1.0, "sampling temperature of the agents")
     top_p: float = _f(1.0, "nucleus sampling of the agents")
     generation_batch_size: int = _f(8, "prompts per generate call (HF agents)")
-    overlong_max_length: int | None = _f(None, "DAPO overlong penalty: maximum length (default max_new_tokens)")
-    overlong_buffer_length: int | None = _f(None, "DAPO overlong penalty: soft buffer before the maximum "
-                                            "(default max_new_tokens // 4; 0 disables)")
+    overlong_max_length: int | None = _f(
+        None, "DAPO overlong penalty: maximum length (default max_new_tokens)"
+    )
+    overlong_buffer_length: int | None = _f(
+        None,
+        "DAPO overlong penalty: soft buffer before the maximum "
+        "(default max_new_tokens // 4; 0 disables)",
+    )
     # --- learner (GSPO through TRL) ---------------------------------------------------------
     max_steps: int = _f(100, "updates per learner; the run ends when every learner has done them")
-    buffer_threshold: int = _f(16, "samples a learner's buffer must hold before it updates (one batch)")
-    per_device_train_batch_size: int = _f(4, "micro-batch size; buffer_threshold must be a multiple of it")
+    buffer_threshold: int = _f(
+        16, "samples a learner's buffer must hold before it updates (one batch)"
+    )
+    per_device_train_batch_size: int = _f(
+        4, "micro-batch size; buffer_threshold must be a multiple of it"
+    )
     num_iterations: int = _f(1, "optimizer steps per buffer batch (mu in GRPO)")
     learning_rate: float = _f(1e-6, "AdamW learning rate")
-    lr_scheduler_type: str = _f("constant", "transformers LR schedule (constant, linear, cosine, ...)")
+    lr_scheduler_type: str = _f(
+        "constant", "transformers LR schedule (constant, linear, cosine, ...)"
+    )
     warmup_steps: int = _f(0, "LR warm-up optimizer steps")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping (0 disables)")
-    importance_sampling_level: str = _f("sequence", "sequence = GSPO, token = GRPO", choices=("sequence", "token"))
+    importance_sampling_level: str = _f(
+        "sequence", "sequence = GSPO, token = GRPO", choices=("sequence", "token")
+    )
     loss_type: str = _f("grpo", "TRL loss aggregation (grpo = per-sequence mean, as in GSPO)")
     epsilon: float = _f(3e-4, "lower clipping range of the importance ratio")
     epsilon_high: float = _f(4e-4, "upper clipping range of the importance ratio")
-    kl_beta: float = _f(1e-3, "KL coefficient to the frozen initial model (k3 estimator); 0 drops the reference")
-    tis_cap: float | None = _f(2.0, "truncated importance sampling cap C in min(pi_train/pi_rollout, C); "
-                               "none disables")
-    tis_level: str = _f("token", "TIS weight per token or per sequence", choices=("token", "sequence"))
-    bf16: bool | None = _f(None, "bf16 autocast in the learner (default: on with a bf16 GPU, off on CPU, "
-                           "where it is ~10x slower)")
+    kl_beta: float = _f(
+        1e-3, "KL coefficient to the frozen initial model (k3 estimator); 0 drops the reference"
+    )
+    tis_cap: float | None = _f(
+        2.0, "truncated importance sampling cap C in min(pi_train/pi_rollout, C); none disables"
+    )
+    tis_level: str = _f(
+        "token", "TIS weight per token or per sequence", choices=("token", "sequence")
+    )
+    bf16: bool | None = _f(
+        None,
+        "bf16 autocast in the learner (default: on with a bf16 GPU, off on CPU, "
+        "where it is ~10x slower)",
+    )
     # --- run management -------------------------------------------------------------------
     seed: int = _f(0, "seed of problem order, schedulers, agents and learners")
     max_rounds: int | None = _f(None, "stop after this many rollout rounds even if updates remain")
-    checkpoint_every: int = _f(10, "checkpoint after every N updates (summed over learners), at a round boundary")
+    checkpoint_every: int = _f(
+        10, "checkpoint after every N updates (summed over learners), at a round boundary"
+    )
     keep_checkpoints: int = _f(2, "checkpoints kept on disk (older ones are deleted)")
-    report_to: list[str] = _f([], "TRL/transformers loggers besides metrics.jsonl: tensorboard, wandb, ...")
+    report_to: list[str] = _f(
+        [], "TRL/transformers loggers besides metrics.jsonl: tensorboard, wandb, ..."
+    )
     executor_workers: int | None = _f(None, "sandbox workers (default: one per core)")
-    torch_threads: int | None = _f(None, "torch CPU threads (default: cores the executor leaves free)")
-    save_final: bool = _f(True, "save every trained model + tokenizer under OUT/final/<agent> at the end")
+    torch_threads: int | None = _f(
+        None, "torch CPU threads (default: cores the executor leaves free)"
+    )
+    save_final: bool = _f(
+        True, "save every trained model + tokenizer under OUT/final/<agent> at the end"
+    )
     progress: bool = _f(True, "show a progress bar")
     out: str | None = _f(None, "output directory (default runs/<time>)", cli=False)
     resume: bool = _f(False, "continue the run in --out from its latest checkpoint", cli=False)
@@ -96,7 +139,11 @@ class Mars2TrainConfig:
     # ---- derived values ------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
-        return list(self.agent_names) if self.agent_names else [f"coder_{i}" for i in range(len(self.agents))]
+        return (
+            list(self.agent_names)
+            if self.agent_names
+            else [f"coder_{i}" for i in range(len(self.agents))]
+        )
 
     def max_new_tokens_of(self, index: int) -> int:
         """Generation length of the agent at ``index``."""
@@ -107,8 +154,16 @@ class Mars2TrainConfig:
     @property
     def overlong(self) -> tuple[int, int]:
         """(max_length, buffer_length) of the DAPO overlong penalty."""
-        max_len = self.overlong_max_length if self.overlong_max_length is not None else self.max_new_tokens
-        buf = self.overlong_buffer_length if self.overlong_buffer_length is not None else self.max_new_tokens // 4
+        max_len = (
+            self.overlong_max_length
+            if self.overlong_max_length is not None
+            else self.max_new_tokens
+        )
+        buf = (
+            self.overlong_buffer_length
+            if self.overlong_buffer_length is not None
+            else self.max_new_tokens // 4
+        )
         return int(max_len), int(buf)
 
     def validate(self) -> None:
@@ -119,43 +174,85 @@ class Mars2TrainConfig:
                 raise ValueError(f"Mars2TrainConfig: {msg}")
 
         need(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
-        need(isinstance(self.agents, list) and len(self.agents) >= 1, "agents must list at least one agent spec")
+        need(
+            isinstance(self.agents, list) and len(self.agents) >= 1,
+            "agents must list at least one agent spec",
+        )
         if self.agent_names is not None:
-            need(len(self.agent_names) == len(self.agents),
-                 f"agent_names has {len(self.agent_names)} names for {len(self.agents)} agents")
-        need(len(set(self.names)) == len(self.names), f"agent names must be unique, got {self.names}")
+            need(
+                len(self.agent_names) == len(self.agents),
+                f"agent_names has {len(self.agent_names)} names for {len(self.agents)} agents",
+            )
+        need(
+            len(set(self.names)) == len(self.names), f"agent names must be unique, got {self.names}"
+        )
         need(self.budget >= 2, f"budget must be >= 2 nodes per tree (a group), got {self.budget}")
         need(self.trees_per_round >= 1, f"trees_per_round must be >= 1, got {self.trees_per_round}")
-        need(self.expansions_per_tree >= 1, f"expansions_per_tree must be >= 1, got {self.expansions_per_tree}")
-        need(self.tests in ("public", "private", "all"), f"tests must be public, private or all, got {self.tests!r}")
+        need(
+            self.expansions_per_tree >= 1,
+            f"expansions_per_tree must be >= 1, got {self.expansions_per_tree}",
+        )
+        need(
+            self.tests in ("public", "private", "all"),
+            f"tests must be public, private or all, got {self.tests!r}",
+        )
         for name in ("shaping_alpha", "shaping_beta"):
             v = getattr(self, name)
             need(0 <= v <= 1, f"{name} must be in [0, 1], got {v}")
         need(self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.agent_max_new_tokens is not None:
-            need(len(self.agent_max_new_tokens) == len(self.agents) and min(self.agent_max_new_tokens) >= 1,
-                 f"agent_max_new_tokens needs one value >= 1 per agent ({len(self.agents)}), "
-                 f"got {self.agent_max_new_tokens}")
+            need(
+                len(self.agent_max_new_tokens) == len(self.agents)
+                and min(self.agent_max_new_tokens) >= 1,
+                f"agent_max_new_tokens needs one value >= 1 per agent ({len(self.agents)}), "
+                f"got {self.agent_max_new_tokens}",
+            )
         need(self.temperature > 0, f"temperature must be > 0 for sampling, got {self.temperature}")
         need(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         max_len, buf = self.overlong
-        need(0 <= buf < max_len, f"overlong buffer ({buf}) must be >= 0 and below the max length ({max_len})")
+        need(
+            0 <= buf < max_len,
+            f"overlong buffer ({buf}) must be >= 0 and below the max length ({max_len})",
+        )
         need(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
-        need(self.buffer_threshold >= 2, f"buffer_threshold must be >= 2, got {self.buffer_threshold}")
-        need(self.per_device_train_batch_size >= 1 and self.buffer_threshold % self.per_device_train_batch_size == 0,
-             f"buffer_threshold ({self.buffer_threshold}) must be a multiple of per_device_train_batch_size "
-             f"({self.per_device_train_batch_size})")
+        need(
+            self.buffer_threshold >= 2,
+            f"buffer_threshold must be >= 2, got {self.buffer_threshold}",
+        )
+        need(
+            self.per_device_train_batch_size >= 1
+            and self.buffer_threshold % self.per_device_train_batch_size == 0,
+            f"buffer_threshold ({self.buffer_threshold}) must be a multiple of per_device_train_batch_size "
+            f"({self.per_device_train_batch_size})",
+        )
         need(self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}")
         need(self.learning_rate >= 0, f"learning_rate must be >= 0, got {self.learning_rate}")
         need(self.epsilon >= 0 and self.epsilon_high >= 0, "epsilon and epsilon_high must be >= 0")
         need(self.kl_beta >= 0, f"kl_beta must be >= 0, got {self.kl_beta}")
-        need(self.tis_cap is None or self.tis_cap > 0, f"tis_cap must be > 0 or none, got {self.tis_cap}")
-        need(self.tis_level in ("token", "sequence"), f"tis_level must be token or sequence, got {self.tis_level!r}")
-        need(self.importance_sampling_level in ("sequence", "token"),
-             f"importance_sampling_level must be sequence or token, got {self.importance_sampling_level!r}")
-        need(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
-        need(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
-        need(self.max_rounds is None or self.max_rounds >= 1, f"max_rounds must be >= 1, got {self.max_rounds}")
+        need(
+            self.tis_cap is None or self.tis_cap > 0,
+            f"tis_cap must be > 0 or none, got {self.tis_cap}",
+        )
+        need(
+            self.tis_level in ("token", "sequence"),
+            f"tis_level must be token or sequence, got {self.tis_level!r}",
+        )
+        need(
+            self.importance_sampling_level in ("sequence", "token"),
+            f"importance_sampling_level must be sequence or token, got {self.importance_sampling_level!r}",
+        )
+        need(
+            self.checkpoint_every >= 1,
+            f"checkpoint_every must be >= 1, got {self.checkpoint_every}",
+        )
+        need(
+            self.keep_checkpoints >= 1,
+            f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
+        )
+        need(
+            self.max_rounds is None or self.max_rounds >= 1,
+            f"max_rounds must be >= 1, got {self.max_rounds}",
+        )
 
     # ---- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -172,13 +269,17 @@ class Mars2TrainConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Mars2TrainConfig:
         """Build from a mapping; an unknown key is an error that names it and lists the valid ones."""
         if not isinstance(data, dict):
-            raise ValueError(f"{source} must be a mapping of option names to values, got {type(data).__name__}")
+            raise ValueError(
+                f"{source} must be a mapping of option names to values, got {type(data).__name__}"
+            )
         names = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in data.items():
             k = str(key).replace("-", "_")
             if k not in names:
-                raise ValueError(f"unknown option {key!r} in {source}; valid options: {', '.join(sorted(names))}")
+                raise ValueError(
+                    f"unknown option {key!r} in {source}; valid options: {', '.join(sorted(names))}"
+                )
             kwargs[k] = coerce(names[k], value, source)
         return cls(**kwargs)
 

@@ -103,7 +103,9 @@ class Learner:
             t.remove_callback(cb)
         t.create_optimizer()
         t.model_wrapped, t.optimizer = t.accelerator.prepare(t.model, t.optimizer)
-        t.create_scheduler(num_training_steps=self.max_updates * t.num_iterations, optimizer=t.optimizer)
+        t.create_scheduler(
+            num_training_steps=self.max_updates * t.num_iterations, optimizer=t.optimizer
+        )
         t.state = TrainerState()
         t.state.max_steps = self.max_updates * t.num_iterations
         t.state.logging_steps = 1
@@ -131,10 +133,14 @@ class Learner:
         t = self.trainer
         args = t.args
         if len(samples) != args.generation_batch_size:
-            raise ValueError(f"{self.name}: got {len(samples)} samples, the batch size is {args.generation_batch_size}")
+            raise ValueError(
+                f"{self.name}: got {len(samples)} samples, the batch size is {args.generation_batch_size}"
+            )
         generate_every = args.steps_per_generation * t.num_iterations
         if t._step % generate_every:
-            raise RuntimeError(f"{self.name}: trainer is mid-batch (step {t._step}); cannot start a new update")
+            raise RuntimeError(
+                f"{self.name}: trainer is mid-batch (step {t._step}); cannot start a new update"
+            )
         model = t.model_wrapped
         start = time.perf_counter()
         t.current_gradient_accumulation_steps = args.gradient_accumulation_steps
@@ -149,7 +155,11 @@ class Learner:
                 t.control = t.callback_handler.on_step_begin(args, t.state, t.control)
             losses.append(float(t.training_step(model, samples, None)))
             if sync:
-                grad_norm = t._clip_grad_norm(model) if args.max_grad_norm and args.max_grad_norm > 0 else None
+                grad_norm = (
+                    t._clip_grad_norm(model)
+                    if args.max_grad_norm and args.max_grad_norm > 0
+                    else None
+                )
                 grad_norm = t._get_grad_norm(model, grad_norm=grad_norm)
                 t.control = t.callback_handler.on_pre_optimizer_step(args, t.state, t.control)
                 t.optimizer.step()
@@ -172,8 +182,11 @@ class Learner:
             "train_tokens_per_s": tokens * t.num_iterations / max(elapsed, 1e-9),
             "update_time_s": elapsed,
         }
-        t.log(logs)  # TRL adds its averaged metrics (kl, entropy, clip_ratio/*, ...) into `logs` and reports them
-        return {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in logs.items()}
+        t.log(
+            logs
+        )  # TRL adds its averaged metrics (kl, entropy, clip_ratio/*, ...) into `logs` and reports them
+        logs["update"] = self.updates
+        return logs
 
     # ---- checkpoints -------------------------------------------------------------------
 
@@ -201,11 +214,19 @@ class Learner:
         d = Path(directory)
         state = json.loads((d / "learner.json").read_text())
         if state["name"] != self.name:
-            raise ValueError(f"checkpoint {d} belongs to learner {state['name']!r}, not {self.name!r}")
+            raise ValueError(
+                f"checkpoint {d} belongs to learner {state['name']!r}, not {self.name!r}"
+            )
         t = self.trainer
-        self.model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
-        t.optimizer.load_state_dict(torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True))
-        t.lr_scheduler.load_state_dict(torch.load(d / "scheduler.pt", map_location="cpu", weights_only=True))
+        self.model.load_state_dict(
+            torch.load(d / "model.pt", map_location="cpu", weights_only=True)
+        )
+        t.optimizer.load_state_dict(
+            torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True)
+        )
+        t.lr_scheduler.load_state_dict(
+            torch.load(d / "scheduler.pt", map_location="cpu", weights_only=True)
+        )
         self.updates = int(state["updates"])
         t.state.global_step = int(state["global_step"])
         t._step = int(state["trl_step"])

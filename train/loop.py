@@ -42,10 +42,19 @@ from typing import Any
 import numpy as np
 
 from train.buffer import NodeSample
-from train.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint, truncate
+from train.checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    truncate,
+)
 from train.config import Mars2TrainConfig
 
-TIMING_SUFFIXES = ("_s", "step_time")  # metric keys that hold wall-clock values (excluded from repeat checks)
+TIMING_SUFFIXES = (
+    "_s",
+    "step_time",
+)  # metric keys that hold wall-clock values (excluded from repeat checks)
 
 
 def derive_seed(*parts: Any) -> int:
@@ -65,13 +74,19 @@ def build_agent(spec: str, name: str, cfg: Mars2TrainConfig, index: int) -> Any:
     """Agent ``index`` of the config (``agents.make_agent``) with the run's sampling settings."""
     from agents import make_agent
 
-    kwargs: dict[str, Any] = dict(name=name, temperature=cfg.temperature, top_p=cfg.top_p,
-                                  max_new_tokens=cfg.max_new_tokens_of(index),
-                                  seed=derive_seed(cfg.seed, "agent", index))
+    kwargs: dict[str, Any] = dict(
+        name=name,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens_of(index),
+        seed=derive_seed(cfg.seed, "agent", index),
+    )
     if spec.startswith("hf:"):
         kwargs["batch_size"] = cfg.generation_batch_size
     elif not spec.startswith("vllm:"):
-        raise ValueError(f"cannot train agent spec {spec!r}: learners need hf:embedded, hf:PATH or vllm:PATH")
+        raise ValueError(
+            f"cannot train agent spec {spec!r}: learners need hf:embedded, hf:PATH or vllm:PATH"
+        )
     return make_agent(spec, **kwargs)
 
 
@@ -94,9 +109,15 @@ def trainable_parts(agent: Any, spec: str) -> tuple[Any, Any, bool]:
             path = str(embedded_model_path())
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), False
-    raise TypeError(f"agent {spec!r} ({type(agent).__name__}) has no trainable model: it needs a torch "
-                    "`.model` and `.tokenizer` (HFAgent) or `load_weights` (VLLMAgent)")
+        return (
+            AutoModelForCausalLM.from_pretrained(path),
+            AutoTokenizer.from_pretrained(path),
+            False,
+        )
+    raise TypeError(
+        f"agent {spec!r} ({type(agent).__name__}) has no trainable model: it needs a torch "
+        "`.model` and `.tokenizer` (HFAgent) or `load_weights` (VLLMAgent)"
+    )
 
 
 def agent_state(agent: Any) -> dict[str, Any]:
@@ -122,9 +143,14 @@ class TrainLoop:
     they are built from the config. ``agents`` maps agent name -> agent, in config order.
     """
 
-    def __init__(self, config: Mars2TrainConfig, out_dir: str | os.PathLike,
-                 agents: dict[str, Any] | None = None, problems: Sequence[Any] | None = None,
-                 executor: Any = None) -> None:
+    def __init__(
+        self,
+        config: Mars2TrainConfig,
+        out_dir: str | os.PathLike,
+        agents: dict[str, Any] | None = None,
+        problems: Sequence[Any] | None = None,
+        executor: Any = None,
+    ) -> None:
         import torch
 
         from train.learner import Learner, make_grpo_config
@@ -142,30 +168,46 @@ class TrainLoop:
         if not self.problems:
             raise ValueError(f"no problems to train on from {cfg.problems!r} (limit={cfg.limit})")
         if agents is None:
-            agents = {n: build_agent(s, n, cfg, i)
-                      for i, (n, s) in enumerate(zip(self.names, cfg.agents))}
+            agents = {
+                n: build_agent(s, n, cfg, i)
+                for i, (n, s) in enumerate(zip(self.names, cfg.agents, strict=True))
+            }
         if list(agents) != self.names:
-            raise ValueError(f"agents {list(agents)} do not match the configured names {self.names}")
+            raise ValueError(
+                f"agents {list(agents)} do not match the configured names {self.names}"
+            )
         self.agents = agents
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         self.learners: dict[str, Learner] = {}
         self._shared: dict[str, bool] = {}
-        for i, (name, spec) in enumerate(zip(self.names, cfg.agents)):
+        for i, (name, spec) in enumerate(zip(self.names, cfg.agents, strict=True)):
             model, tok, shared = trainable_parts(self.agents[name], spec)
             args = make_grpo_config(
-                self.out / "learners" / name, cfg.buffer_threshold, cfg.per_device_train_batch_size,
-                importance_sampling_level=cfg.importance_sampling_level, loss_type=cfg.loss_type,
-                epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.kl_beta,
-                learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler_type,
-                warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
-                num_iterations=cfg.num_iterations, max_completion_length=cfg.max_new_tokens_of(i),
+                self.out / "learners" / name,
+                cfg.buffer_threshold,
+                cfg.per_device_train_batch_size,
+                importance_sampling_level=cfg.importance_sampling_level,
+                loss_type=cfg.loss_type,
+                epsilon=cfg.epsilon,
+                epsilon_high=cfg.epsilon_high,
+                beta=cfg.kl_beta,
+                learning_rate=cfg.learning_rate,
+                lr_scheduler_type=cfg.lr_scheduler_type,
+                warmup_steps=cfg.warmup_steps,
+                weight_decay=cfg.weight_decay,
+                max_grad_norm=cfg.max_grad_norm,
+                num_iterations=cfg.num_iterations,
+                max_completion_length=cfg.max_new_tokens_of(i),
                 # agents report logprobs of the unscaled distribution, so the learner scores at T = 1
-                temperature=1.0, seed=derive_seed(cfg.seed, "learner", i), report_to=list(cfg.report_to),
+                temperature=1.0,
+                seed=derive_seed(cfg.seed, "learner", i),
+                report_to=list(cfg.report_to),
                 bf16=_use_bf16(cfg.bf16),
             )
-            self.learners[name] = Learner(name, model, tok, args, cfg.max_steps, tis_cap=cfg.tis_cap,
-                                          tis_level=cfg.tis_level)
+            self.learners[name] = Learner(
+                name, model, tok, args, cfg.max_steps, tis_cap=cfg.tis_cap, tis_level=cfg.tis_level
+            )
             self._shared[name] = shared
         self._executor = executor
         self._owns_executor = executor is None
@@ -238,9 +280,19 @@ class TrainLoop:
         problems = self.round_problems(r)
         judge = None if cfg.tests == "all" else "private"
         searches = [
-            BatchedSearch(problems, agents=g, budget=cfg.budget, scheduler_factory=self.scheduler_factory(g),
-                          executor=self.executor, expansions_per_tree=cfg.expansions_per_tree, tests=cfg.tests,
-                          judge_tests=judge, alpha=alpha, beta=beta, seed=derive_seed(cfg.seed, "search", r, gi))
+            BatchedSearch(
+                problems,
+                agents=g,
+                budget=cfg.budget,
+                scheduler_factory=self.scheduler_factory(g),
+                executor=self.executor,
+                expansions_per_tree=cfg.expansions_per_tree,
+                tests=cfg.tests,
+                judge_tests=judge,
+                alpha=alpha,
+                beta=beta,
+                seed=derive_seed(cfg.seed, "search", r, gi),
+            )
             for gi, g in enumerate(self.groups())
         ]
         stats: dict[str, Any] = defaultdict(float)
@@ -258,10 +310,13 @@ class TrainLoop:
                     gens = self.agents[name].generate([it.observation for it in items])
                     gen_time += time.perf_counter() - g0
                     version = self.learners[name].updates
-                    for it, gen in zip(items, gens):
+                    for it, gen in zip(items, gens, strict=True):
                         ids = tuple(gen.completion_token_ids or ())
                         rollouts[(gi, it.tree_index, name, it.parent_id, ids)] = (
-                            list(gen.prompt_token_ids or []), version, gen.finish_reason)
+                            list(gen.prompt_token_ids or []),
+                            version,
+                            gen.finish_reason,
+                        )
                         stats["gen_tokens"] += len(ids)
                     responses[name] = gens
                 for tree in search.submit(responses):
@@ -270,20 +325,33 @@ class TrainLoop:
         elapsed = time.perf_counter() - t0
         trees = max(stats["trees"], 1)
         row = {
-            "event": "round", "round": r, "mode": cfg.mode,
-            "trees": int(stats["trees"]), "nodes": int(stats["nodes"]),
-            "solved": int(stats["solved"]), "pass_rate": stats["solved"] / trees,
+            "event": "round",
+            "round": r,
+            "mode": cfg.mode,
+            "trees": int(stats["trees"]),
+            "nodes": int(stats["nodes"]),
+            "solved": int(stats["solved"]),
+            "pass_rate": stats["solved"] / trees,
             "reward_mean": stats["reward_sum"] / max(stats["nodes"], 1),
             "reward_penalised_mean": stats["penalised_sum"] / max(stats["nodes"], 1),
             "reward_max_mean": stats["reward_max_sum"] / trees,
             "advantage_abs_mean": stats["adv_abs_sum"] / max(stats["samples"], 1),
-            "degenerate_trees": int(stats["degenerate"]), "untrainable_nodes": int(stats["untrainable"]),
-            "samples": int(stats["samples"]), "gen_tokens": int(stats["gen_tokens"]),
-            "gen_tokens_per_s": stats["gen_tokens"] / max(gen_time, 1e-9), "round_time_s": elapsed,
+            "degenerate_trees": int(stats["degenerate"]),
+            "untrainable_nodes": int(stats["untrainable"]),
+            "samples": int(stats["samples"]),
+            "gen_tokens": int(stats["gen_tokens"]),
+            "gen_tokens_per_s": stats["gen_tokens"] / max(gen_time, 1e-9),
+            "round_time_s": elapsed,
             "updates": {n: lr.updates for n, lr in self.learners.items()},
             "buffer": {n: len(lr.buffer) for n, lr in self.learners.items()},
-            "agents": {n: {"nodes": int(a["nodes"]), "reward_mean": a["reward_sum"] / max(a["nodes"], 1),
-                           "solved_nodes": int(a["solved_nodes"])} for n, a in per_agent.items()},
+            "agents": {
+                n: {
+                    "nodes": int(a["nodes"]),
+                    "reward_mean": a["reward_sum"] / max(a["nodes"], 1),
+                    "solved_nodes": int(a["solved_nodes"]),
+                }
+                for n, a in per_agent.items()
+            },
         }
         for key in ("trees", "nodes", "solved", "degenerate", "samples"):
             self.counters[key] += int(stats[key])
@@ -317,8 +385,15 @@ class TrainLoop:
             a["reward_sum"] += n.reward
             judge = n.private if n.private is not None else n.public
             a["solved_nodes"] += int(bool(judge) and judge.get("verdict") == "passed")
-        tree.metadata.update({"round": self.round, "mode": cfg.mode, "group": gi, "degenerate": bool(adv.degenerate),
-                              "solved": bool(ft.solved)})
+        tree.metadata.update(
+            {
+                "round": self.round,
+                "mode": cfg.mode,
+                "group": gi,
+                "degenerate": bool(adv.degenerate),
+                "solved": bool(ft.solved),
+            }
+        )
         with open(self.trees_path, "a") as f:
             f.write(json.dumps(tree.to_dict(), default=_json_default) + "\n")
         if adv.degenerate:
@@ -332,10 +407,17 @@ class TrainLoop:
                 continue
             prompt_ids, version, finish = rollouts[key]
             sample = NodeSample(
-                prompt_ids=prompt_ids, completion_ids=list(node.token_ids), advantage=float(row["advantage"]),
-                logprobs=list(node.logprobs) if node.logprobs is not None else None, agent=node.agent,
-                problem_id=tree.problem_id, node_id=node.id, reward=rewards[node.id],
-                shaped_reward=float(row["shaped_reward"]), truncated=finish == "length", policy_version=version,
+                prompt_ids=prompt_ids,
+                completion_ids=list(node.token_ids),
+                advantage=float(row["advantage"]),
+                logprobs=list(node.logprobs) if node.logprobs is not None else None,
+                agent=node.agent,
+                problem_id=tree.problem_id,
+                node_id=node.id,
+                reward=rewards[node.id],
+                shaped_reward=float(row["shaped_reward"]),
+                truncated=finish == "length",
+                policy_version=version,
             )
             self.learners[node.agent].buffer.add(sample)
             stats["samples"] += 1
@@ -347,13 +429,21 @@ class TrainLoop:
                 logs = learner.update()
                 if not self._shared[name]:
                     self.agents[name].load_weights(learner.model.state_dict())
-                row = {"event": "update", "agent": name, "round": self.round, **logs,
-                       "buffer_left": len(learner.buffer)}
+                row = {
+                    "event": "update",
+                    "agent": name,
+                    "round": self.round,
+                    **logs,
+                    "buffer_left": len(learner.buffer),
+                }
                 self._log(row)
                 if self._bar is not None:
                     self._bar.update(1)
-                    self._bar.set_postfix(round=self.round, loss=f"{logs.get('loss', float('nan')):.3g}",
-                                          reward=f"{logs.get('reward', float('nan')):.3f}")
+                    self._bar.set_postfix(
+                        round=self.round,
+                        loss=f"{logs.get('loss', float('nan')):.3g}",
+                        reward=f"{logs.get('reward', float('nan')):.3f}",
+                    )
 
     # ---- run management --------------------------------------------------------------
     def loop_state(self) -> dict[str, Any]:
@@ -368,8 +458,13 @@ class TrainLoop:
         }
 
     def checkpoint(self) -> Path:
-        path = save_checkpoint(self.out / "checkpoints", checkpoint_name(self.round), self.loop_state(),
-                               self.learners, keep=self.cfg.keep_checkpoints)
+        path = save_checkpoint(
+            self.out / "checkpoints",
+            checkpoint_name(self.round),
+            self.loop_state(),
+            self.learners,
+            keep=self.cfg.keep_checkpoints,
+        )
         self._updates_at_ckpt = self.total_updates
         self._round_at_ckpt = self.round
         return path
@@ -408,13 +503,21 @@ class TrainLoop:
         if cfg.progress:
             from tqdm.auto import tqdm
 
-            progress = tqdm(total=cfg.max_steps * len(self.learners), initial=self.total_updates,
-                            desc=f"mars2 train ({cfg.mode})", unit="update", dynamic_ncols=True)
+            progress = tqdm(
+                total=cfg.max_steps * len(self.learners),
+                initial=self.total_updates,
+                desc=f"mars2 train ({cfg.mode})",
+                unit="update",
+                dynamic_ncols=True,
+            )
         self._bar = progress
         t0 = time.perf_counter()
         try:
-            while not self.done and (limit is None or self.round < limit) \
-                    and (max_rounds is None or rounds_here < max_rounds):
+            while (
+                not self.done
+                and (limit is None or self.round < limit)
+                and (max_rounds is None or rounds_here < max_rounds)
+            ):
                 self.run_round()
                 rounds_here += 1
                 if self.total_updates - self._updates_at_ckpt >= cfg.checkpoint_every:
@@ -434,7 +537,9 @@ class TrainLoop:
         }
         if self.done and cfg.save_final:
             self.save_final()
-        (self.out / "train_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        (self.out / "train_summary.json").write_text(
+            json.dumps(summary, indent=2, sort_keys=True) + "\n"
+        )
         return summary
 
     def save_final(self) -> None:
@@ -491,9 +596,13 @@ def _json_default(x: Any) -> Any:
     return str(x)
 
 
-def train(config: Mars2TrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> dict[str, Any]:
+def train(
+    config: Mars2TrainConfig, out_dir: str | os.PathLike, resume: bool = False
+) -> dict[str, Any]:
     """Build the loop from the config, optionally resume, run to the end, clean up."""
     with TrainLoop(config, out_dir) as loop:
         if resume and not loop.resume():
-            raise FileNotFoundError(f"--resume: no checkpoint under {Path(out_dir) / 'checkpoints'}")
+            raise FileNotFoundError(
+                f"--resume: no checkpoint under {Path(out_dir) / 'checkpoints'}"
+            )
         return loop.run()

@@ -77,7 +77,9 @@ def tiny_llama(
     return model.float()
 
 
-def save_tiny(directory: str | os.PathLike, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Path:
+def save_tiny(
+    directory: str | os.PathLike, hidden_size: int = 32, num_layers: int = 2, seed: int = 0
+) -> Path:
     """Write a tiny model + tokenizer loadable with ``from_pretrained`` (and ``hf:DIR`` specs)."""
     d = Path(directory)
     tok = tiny_tokenizer()

@@ -59,7 +59,9 @@ def check_trl_version(strict: bool = False) -> None:
 
 def tree_advantage_reward(*args: Any, **kwargs: Any) -> list[float]:
     """Placeholder reward function: TRL requires one, but rewards come from the search tree."""
-    raise RuntimeError("Mars2GRPOTrainer takes advantages from the search tree; reward functions are never called")
+    raise RuntimeError(
+        "Mars2GRPOTrainer takes advantages from the search tree; reward functions are never called"
+    )
 
 
 def _placeholder_dataset(n: int) -> Dataset:
@@ -100,7 +102,9 @@ class Mars2GRPOTrainer(GRPOTrainer):
     ) -> None:
         check_trl_version()
         if isinstance(model, str):
-            raise TypeError("pass an instantiated model; the agent and its learner share one model object")
+            raise TypeError(
+                "pass an instantiated model; the agent and its learner share one model object"
+            )
         if processing_class is None:
             raise ValueError("processing_class (the agent's tokenizer) is required")
         if tis_level not in TIS_LEVELS:
@@ -136,7 +140,11 @@ class Mars2GRPOTrainer(GRPOTrainer):
             ref_model.eval()
             if args.disable_dropout:
                 disable_dropout_in_model(ref_model)
-            add_fused_lm_head(ref_model, temperature=self.temperature, cast_lm_head_to_fp32=args.cast_lm_head_to_fp32)
+            add_fused_lm_head(
+                ref_model,
+                temperature=self.temperature,
+                cast_lm_head_to_fp32=args.cast_lm_head_to_fp32,
+            )
             self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
 
     def _generate_and_score_completions(self, inputs: list[Any]) -> dict[str, torch.Tensor | Any]:
@@ -150,7 +158,11 @@ class Mars2GRPOTrainer(GRPOTrainer):
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         logits_to_keep = completion_ids.size(1)
-        chunk = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        chunk = (
+            self.args.per_device_train_batch_size
+            if mode == "train"
+            else self.args.per_device_eval_batch_size
+        )
 
         rollout_logps = batch["rollout_logps"]
         use_tis = self.tis_cap is not None and bool(batch["has_rollout_logps"].any())
@@ -172,7 +184,9 @@ class Mars2GRPOTrainer(GRPOTrainer):
         metrics = self._metrics[mode]
         mask = completion_mask.bool()
         if use_tis:
-            weights = tis_weights(old_per_token_logps, rollout_logps, completion_mask, self.tis_cap, self.tis_level)
+            weights = tis_weights(
+                old_per_token_logps, rollout_logps, completion_mask, self.tis_cap, self.tis_level
+            )
             advantages = fold_into_advantages(advantages, weights)
             known = mask & ~torch.isnan(rollout_logps)
             w = weights[known] if self.tis_level == "token" else weights.flatten()
@@ -192,7 +206,9 @@ class Mars2GRPOTrainer(GRPOTrainer):
         metrics["advantages/mean"].append(batch["advantages"].mean().item())
         metrics["advantages/abs_mean"].append(batch["advantages"].abs().mean().item())
         metrics["completions/mean_length"].append(lengths.mean().item())
-        metrics["completions/clipped_ratio"].append(sum(s.truncated for s in samples) / len(samples))
+        metrics["completions/clipped_ratio"].append(
+            sum(s.truncated for s in samples) / len(samples)
+        )
         self._total_train_tokens += int(attention_mask.sum().item())
         metrics["num_tokens"].append(float(self._total_train_tokens))
 

@@ -35,6 +35,17 @@ SANDBOXES = ("auto", "namespaces", "basic")
 _ANSWER_GRACE_S = 30.0   # a worker silent this long after a test's wall limit is replaced
 _READY_TIMEOUT_S = 180.0
 _warned = False
+# The server imports its modules without running mars2_env/__init__.py (which registers the
+# environments and pulls numpy and gymnasium in): every loaded module makes each fork slower.
+_BOOT = """
+import sys, types
+for _name, _path in (("mars2_env", sys.argv[1]), ("mars2_env.execution", sys.argv[1] + "/execution")):
+    _mod = types.ModuleType(_name)
+    _mod.__path__ = [_path]
+    sys.modules[_name] = _mod
+from mars2_env.execution.server import main
+main()
+"""
 
 
 @dataclass(frozen=True)
@@ -73,14 +84,15 @@ class _Worker:
     def __init__(self, mode: str, limits: Limits):
         cmd_r, self.cmd_w = os.pipe()
         self.res_r, res_w = os.pipe()
-        pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        pkg_parent = os.path.dirname(pkg_dir)
         env = {"PATH": sandbox.CHILD_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "PYTHONPATH": pkg_parent, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONUTF8": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1"}
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-B", "-c", "from mars2_env.execution.server import main; main()"],
+                [sys.executable, "-B", "-s", "-c", _BOOT, pkg_dir],
                 stdin=cmd_r, stdout=res_w, env=env, cwd="/", start_new_session=True, close_fds=True)
         finally:
             os.close(cmd_r)
@@ -89,10 +101,8 @@ class _Worker:
         self.ready = False
         self.scratch: str | None = None
         self.error: str | None = None
-        self.task: tuple[_Job, int] | None = None
+        self.run: _Run | None = None
         self.deadline = 0.0
-        self.last_job: _Job | None = None
-        self.nonce: str | None = None
         protocol.send(self.cmd_w, {"mode": mode, "scratch_mb": limits.scratch_mb,
                                    "preload": list(limits.preload)})
 
@@ -167,6 +177,8 @@ class _Pool:
 
 @dataclass
 class _Job:
+    """One program judged on its selected tests."""
+
     problem: Problem
     code: str
     tests: list[TestCase]
@@ -174,30 +186,39 @@ class _Job:
     cpu_s: int
     memory: int
     results: dict[int, TestResult] = field(default_factory=dict)
-    next: int = 0
-    inflight: set = field(default_factory=set)
     fail_at: int | None = None
     compile_error: str | None = None
     done: bool = False
+    running: list = field(default_factory=list)  # _Run objects on workers
+    complete: int = 0  # tests 0..complete-1 all have results
 
     def limit(self, stop: bool) -> int:
-        """Tests that still matter: none after a known failure when stopping on failures."""
+        """Tests that still count: none after a known failure when stopping on failures."""
         if self.compile_error is not None:
             return 0
         if stop and self.fail_at is not None:
-            return self.fail_at
+            return self.fail_at + 1
         return len(self.tests)
 
-    def can_dispatch(self, stop: bool) -> bool:
-        return not self.done and self.next < self.limit(stop)
-
     def check_done(self, stop: bool) -> None:
-        if self.compile_error is not None:
-            self.done = True
-        else:
-            end = self.limit(stop)
-            self.done = all(i in self.results for i in range(end)) and (
-                self.fail_at is not None or end == len(self.tests))
+        while self.complete in self.results:
+            self.complete += 1
+        self.done = self.compile_error is not None or self.complete >= self.limit(stop)
+
+
+@dataclass
+class _Run:
+    """A contiguous run of one job's tests sent to one worker as a single message."""
+
+    job: _Job
+    indices: list[int]
+    id: int
+    nonces: dict[int, str] = field(default_factory=dict)
+    reported: set = field(default_factory=set)
+    cancelled: bool = False
+
+    def unreported(self) -> list[int]:
+        return [i for i in self.indices if i not in self.reported]
 
 
 # ------------------------------------------------------------------------- executor
@@ -235,6 +256,7 @@ class Executor:
         self._pool = _Pool()
         self._finalizer = weakref.finalize(self, self._pool.close)
         self._closed = False
+        self._run_ids = 0
 
     # ---------------------------------------------------------------- life cycle
     def __enter__(self) -> "Executor":
@@ -344,101 +366,146 @@ class Executor:
         return job
 
     def _drive(self, jobs: list[_Job], stop: bool) -> None:
+        """Keep every worker busy until all jobs are done (the hot loop of the RL step)."""
         fresh = deque(j for j in jobs if not j.done)
-        started: list[_Job] = []
+        pending: deque[tuple[_Job, list[int]]] = deque()  # split or re-queued runs of tests
         while True:
-            for w in list(self._pool.workers):
-                if w.task is None:
-                    task = self._pick(w, fresh, started, stop)
-                    if task is None:
-                        break
-                    self._send(w, task)
-            busy = [w for w in self._pool.workers if w.task is not None]
+            idle = [w for w in self._pool.workers if w.run is None]
+            for n, w in enumerate(idle):
+                picked = self._pick(len(idle) - n, fresh, pending, stop)
+                if picked is None:
+                    break
+                self._send(w, *picked)
+            busy = [w for w in self._pool.workers if w.run is not None]
             if not busy:
                 return
             timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
             ready, _, _ = select.select([w.res_r for w in busy], [], [], timeout)
             by_fd = {w.res_r: w for w in busy}
             for fd in ready:
-                self._receive(by_fd[fd], stop)
+                self._receive(by_fd[fd], stop, pending)
             now = time.monotonic()
             for w in busy:
-                if w.task is not None and now > w.deadline and w.res_r not in ready:
-                    self._lost(w, stop, "the sandbox worker stopped answering")
+                if w.run is not None and w.res_r not in ready and now > w.deadline:
+                    self._lost(w, stop, pending, "the sandbox worker stopped answering")
 
-    def _pick(self, w: _Worker, fresh: deque, started: list[_Job], stop: bool) -> tuple[_Job, int] | None:
-        job = w.last_job
-        if job is not None and not job.inflight and job.can_dispatch(stop):
-            return job, job.next
+    @staticmethod
+    def _pick(idle: int, fresh: deque, pending: deque, stop: bool) -> tuple[_Job, list[int]] | None:
+        """Next run of tests for an idle worker (``idle`` counts the idle workers left)."""
+        while pending:
+            job, indices = pending.popleft()
+            indices = [i for i in indices if i < job.limit(stop) and i not in job.results]
+            if indices and not job.done:
+                return job, indices
         while fresh:
             job = fresh.popleft()
-            if job.can_dispatch(stop):
-                started.append(job)
-                return job, job.next
-        started[:] = [j for j in started if j.can_dispatch(stop)]
-        if started:  # speculate: a later test of a program still running elsewhere
-            job = min(started, key=lambda j: len(j.inflight))
-            return job, job.next
+            if job.done:
+                continue
+            n = len(job.tests)
+            parts = min(n, 1 + max(0, idle - 1 - len(fresh)))  # spare workers share the tests
+            bounds = [round(k * n / parts) for k in range(parts + 1)]
+            runs = [list(range(bounds[k], bounds[k + 1])) for k in range(parts)]
+            pending.extendleft((job, r) for r in reversed(runs[1:]))
+            return job, runs[0]
         return None
 
-    def _send(self, w: _Worker, task: tuple[_Job, int]) -> None:
-        job, idx = task
-        job.next = idx + 1
-        job.inflight.add(idx)
-        w.task, w.last_job = task, job
-        test = job.tests[idx]
+    def _send(self, w: _Worker, job: _Job, indices: list[int]) -> None:
+        self._run_ids += 1
+        run = _Run(job, indices, self._run_ids)
+        job.running.append(run)
+        w.run = run
         kind = job.problem.kind
         lim = self.limits
-        header = {"kind": kind, "entry_point": job.problem.entry_point,
-                  "input": test.input if kind != "stdin" else "",
-                  "nonce": os.urandom(8).hex() if kind == "assert" else None,
-                  "wall_s": job.wall_s, "cpu_s": job.cpu_s, "memory": job.memory,
+        tests, blobs = [], [job.code.encode("utf-8", "surrogatepass")]
+        for i in indices:
+            t = job.tests[i]
+            entry: dict[str, Any] = {"index": i}
+            if kind == "stdin":
+                blobs.append(t.input.encode("utf-8", "surrogatepass"))
+            else:
+                entry["input"] = t.input
+                blobs.append(b"")
+            if kind == "assert":
+                entry["nonce"] = run.nonces[i] = os.urandom(8).hex()
+            tests.append(entry)
+        header = {"op": "job", "id": run.id, "kind": kind, "entry_point": job.problem.entry_point,
+                  "tests": tests, "wall_s": job.wall_s, "cpu_s": job.cpu_s, "memory": job.memory,
                   "output_limit": int(lim.output_limit_mb * (1 << 20)),
                   "processes": lim.max_processes, "open_files": lim.max_open_files,
                   "prelude": lim.lcb_prelude}
-        w.nonce = header["nonce"]
         w.deadline = time.monotonic() + job.wall_s + _ANSWER_GRACE_S
         try:
             w.wait_ready()
             if w.error:
                 raise protocol.ChannelClosed(w.error)
-            stdin = test.input.encode("utf-8", "surrogatepass") if kind == "stdin" else b""
-            protocol.send(w.cmd_w, header, [job.code.encode("utf-8", "surrogatepass"), stdin])
+            protocol.send(w.cmd_w, header, blobs)
         except protocol.ChannelClosed:
             w.deadline = 0.0  # handled as lost on the next turn of the loop
 
-    def _receive(self, w: _Worker, stop: bool) -> None:
+    def _cancel(self, job: _Job, stop: bool) -> None:
+        """Stop workers still running tests of ``job`` that no longer count."""
+        end = job.limit(stop) if not job.done else 0
+        for run in job.running:
+            if not run.cancelled and all(i >= end for i in run.unreported()):
+                run.cancelled = True
+                for w in self._pool.workers:
+                    if w.run is run:
+                        try:
+                            protocol.send(w.cmd_w, {"op": "cancel", "id": run.id})
+                        except protocol.ChannelClosed:
+                            pass
+
+    def _receive(self, w: _Worker, stop: bool, pending: deque) -> None:
         try:
             header, blobs = protocol.recv(w.res_r)
         except (protocol.ChannelClosed, ValueError):
-            self._lost(w, stop, "the sandbox worker died while running this test")
+            self._lost(w, stop, pending, "the sandbox worker died while running this test")
             return
-        job, idx = w.task
-        w.task = None
-        job.inflight.discard(idx)
-        if job.done:
+        run = w.run
+        job = run.job
+        w.deadline = time.monotonic() + job.wall_s + _ANSWER_GRACE_S
+        if header.get("done"):
+            w.run = None
+            job.running.remove(run)
+            if "compile_error" in header and job.compile_error is None:
+                job.compile_error = header["compile_error"]
+            elif not run.cancelled and run.unreported() and not job.done:
+                pending.appendleft((job, run.unreported()))  # not expected; never lose tests
+            job.check_done(stop)
+            if job.done:
+                self._cancel(job, stop)
             return
-        if "compile_error" in header:
-            job.compile_error = header["compile_error"]
-        else:
-            tr = self._grade(job, idx, header, blobs, w.nonce)
-            job.results[idx] = tr
-            if tr.verdict != Verdict.PASSED and (job.fail_at is None or idx < job.fail_at):
-                job.fail_at = idx
-        job.check_done(stop)
-
-    def _lost(self, w: _Worker, stop: bool, why: str) -> None:
-        job, idx = w.task
-        w.task = None
-        self._replace(w)
-        job.inflight.discard(idx)
-        if job.done:
+        idx = header.get("index")
+        if idx not in run.indices or idx in run.reported:
             return
-        test = job.tests[idx]
-        job.results[idx] = self._test_result(Verdict.RUNTIME_ERROR, test, error=why)
-        if job.fail_at is None or idx < job.fail_at:
+        run.reported.add(idx)
+        if job.done or idx >= job.limit(stop):
+            return
+        tr = self._grade(job, idx, header, blobs, run.nonces.get(idx))
+        job.results[idx] = tr
+        if tr.verdict != Verdict.PASSED and (job.fail_at is None or idx < job.fail_at):
             job.fail_at = idx
         job.check_done(stop)
+        if stop and job.fail_at is not None:
+            self._cancel(job, stop)
+
+    def _lost(self, w: _Worker, stop: bool, pending: deque, why: str) -> None:
+        run, w.run = w.run, None
+        self._replace(w)
+        job = run.job
+        job.running.remove(run)
+        left = [i for i in run.unreported() if i < job.limit(stop)]
+        if job.done or not left:
+            return
+        first = left[0]
+        job.results[first] = self._test_result(Verdict.RUNTIME_ERROR, job.tests[first], error=why)
+        if job.fail_at is None or first < job.fail_at:
+            job.fail_at = first
+        if left[1:]:
+            pending.appendleft((job, left[1:]))
+        job.check_done(stop)
+        if job.done or stop:
+            self._cancel(job, stop)
 
     # ---------------------------------------------------------------- grading
     def _test_result(self, verdict: Verdict, test: TestCase, actual: str = "", error: str = "") -> TestResult:

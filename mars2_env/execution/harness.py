@@ -140,26 +140,43 @@ def _write_status(status: dict) -> None:
         pass
 
 
-def run_program(spec: dict, code: types.CodeType, prelude: dict | None) -> int:
-    """Run the program (and the functional call / assert test); return the exit status."""
+def prepare_server(scratch: str, prelude: dict) -> dict[bool, types.ModuleType]:
+    """Set up, once in the server, the interpreter state every child starts from.
+
+    Fresh std streams on fds 0/1/2 (the children's memfds), ``sys.argv``, ``sys.path[0]``, a
+    fixed seed for `random`, and an empty ``__main__`` module per prelude setting. Doing this
+    before the fork means a child touches (copies) fewer pages; each child mutates only its
+    own copy. Returns ``{with_prelude: module}``.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
     sys.stdin = sys.__stdin__ = _std_stream(0, False)
     sys.stdout = sys.__stdout__ = _std_stream(1, True)
     sys.stderr = sys.__stderr__ = _std_stream(2, True)
     sys.argv = [SOURCE_NAME]
-    sys.path[0] = os.getcwd()
-    random.seed(0)  # same draws every run: rewards repeat exactly
-    linecache.cache[SOURCE_NAME] = (len(spec["source"]), None,
-                                    spec["source"].splitlines(True), SOURCE_NAME)
-    main = types.ModuleType("__main__")
-    main.__dict__.update(__file__=SOURCE_NAME, __builtins__=builtins)
-    if prelude is not None:
-        for name in _SYS_NAMES:
-            prelude[name] = getattr(sys, name)
-        sys.setrecursionlimit(LCB_RECURSION_LIMIT)
-        main.__dict__["__builtins__"] = prelude
-    sys.modules["__main__"] = main
+    sys.path[0] = scratch
+    sys.setrecursionlimit(LCB_RECURSION_LIMIT)
+    random.seed(0)  # same draws in every run: rewards repeat exactly
+    atexit._clear()  # the server leaves by os._exit; a child runs only its program's handlers
+    for name in _SYS_NAMES:
+        prelude[name] = getattr(sys, name)
+    mains = {}
+    for with_prelude in (False, True):
+        main = types.ModuleType("__main__")
+        main.__dict__.update(__file__=SOURCE_NAME, __builtins__=prelude if with_prelude else builtins)
+        mains[with_prelude] = main
+    sys.modules["__main__"] = mains[True]
+    return mains
+
+
+def run_program(spec: dict, code: types.CodeType, main: types.ModuleType) -> int:
+    """Run the program (and the functional call / assert test) in the prepared ``__main__``;
+    write the status record when there is anything to tell; return the exit status."""
+    if main.__dict__["__builtins__"] is builtins:  # no LCB prelude: CPython's defaults
+        sys.setrecursionlimit(1000)
+        sys.modules["__main__"] = main
     kind = spec["kind"]
-    status: dict = {"exc": None, "tb": None, "result": None, "done": None, "missing": None}
+    status: dict = {}
     exit_code = 0
     stage = "program"
     try:
@@ -175,8 +192,6 @@ def run_program(spec: dict, code: types.CodeType, prelude: dict | None) -> int:
                 status["result"] = dumps_value(fn(*args))
         elif kind == "assert":
             stage = "test"
-            linecache.cache[TEST_NAME] = (len(spec["input"]), None,
-                                          spec["input"].splitlines(True), TEST_NAME)
             exec(compile(spec["input"], TEST_NAME, "exec"), main.__dict__)
             status["done"] = spec["nonce"]
     except SystemExit as e:
@@ -187,6 +202,11 @@ def run_program(spec: dict, code: types.CodeType, prelude: dict | None) -> int:
         status["exc"] = type(e).__name__
         status["stage"] = stage
         try:
+            linecache.cache[SOURCE_NAME] = (len(spec["source"]), None,
+                                            spec["source"].splitlines(True), SOURCE_NAME)
+            if kind == "assert":
+                linecache.cache[TEST_NAME] = (len(spec["input"]), None,
+                                              spec["input"].splitlines(True), TEST_NAME)
             tb = format_traceback(e)
         except BaseException:
             tb = f"{type(e).__name__}"
@@ -198,7 +218,8 @@ def run_program(spec: dict, code: types.CodeType, prelude: dict | None) -> int:
     late = _finish_interpreter(main)
     if late is not None and exit_code == 0:
         exit_code = late
-    _write_status(status)
+    if status:
+        _write_status(status)
     return exit_code
 
 

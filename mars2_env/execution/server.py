@@ -1,22 +1,24 @@
 """Warm worker server: pre-imports the usual modules once, then forks one child per test.
 
 Started by `Executor` as ``python -c "from mars2_env.execution.server import main; main()"``
-with a scrubbed environment. It talks over its stdin (commands) and stdout (results); both are
-moved to high fds and replaced by /dev/null so nothing the server or a child prints can
-corrupt the channel. Grading happens in the executor, not here: the expected outputs never
-enter this process, so a child cannot read them from memory it inherited.
+with a scrubbed environment. It reads commands on its stdin and writes results on its stdout;
+both are moved to high fds and replaced by /dev/null so nothing printed can corrupt them.
 
-The next child is forked and isolated (session, fds, jail, uid) *before* its test arrives,
-while the executor grades the previous result; it then waits on a pipe for the test (program
-code and limits), lowers its rlimits and runs. So the fork is off the critical path, and each
-test still gets a fresh process.
+Protocol (frames of `protocol`): the executor sends ``job`` (one program and a run of its
+tests); the server answers one ``result`` per test as soon as it is known, then ``done``. A
+``cancel`` for the running job (sent after a failure when the rest does not count) kills the
+running test and ends the job early. Grading happens in the executor: the expected outputs
+never enter this process, so a child cannot read them from memory it inherited.
+
+The next child is forked and jailed while the current test runs; it waits on a pipe for its
+test, then takes the sandbox uid and its rlimits and runs. So the fork is off the critical
+path, and every test still gets a fresh process.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
-import json
 import marshal
 import os
 import select
@@ -41,12 +43,16 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 SETUP_FAILED = b"\x00mars2-setup-failed:"
 STDOUT_SHOWN_WHEN_CAPPED = 64 << 10
 STDERR_TAIL = 16 << 10
-GO_FD = 4  # the pre-forked child's end of its go-pipe
+GO_FD = 4  # the waiting child's end of its go-pipe
+
+
+class Cancelled(Exception):
+    """The executor cancelled the running job."""
 
 
 @dataclass
 class _Next:
-    """A pre-forked child waiting for its test."""
+    """A forked child waiting for its test."""
 
     pid: int
     go_w: int
@@ -58,13 +64,15 @@ class Server:
         self.cmd_fd, self.res_fd = cmd_fd, res_fd
         self.box = sandbox.setup(config["mode"], int(config.get("scratch_mb", 256)))
         self.preload(config.get("preload", DEFAULT_PRELOAD))
-        self.prelude = harness.prelude_builtins()
         self.box.prepare_server()
+        self.prelude = harness.prelude_builtins()  # held here: a child must not free it
+        self.mains = harness.prepare_server(self.box.child_scratch, self.prelude)
         self.codes: OrderedDict[str, bytes | str] = OrderedDict()
         with open("/proc/self/statm") as f:
             self.base_vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         self.next: _Next | None = None
         self.fork = sandbox.make_fork()
+        self.job_id = None
 
     @staticmethod
     def preload(names) -> None:
@@ -78,7 +86,7 @@ class Server:
 
     # ---------------------------------------------------------------- the next child
     def prefork(self) -> None:
-        """Fork and isolate the child for the next test (it blocks until `run` sends it)."""
+        """Fork and jail the child for the next test (it blocks until `run_test` sends it)."""
         if self.next is not None:
             return
         fds = tuple(os.memfd_create(n, os.MFD_CLOEXEC) for n in ("stdin", "stdout", "stderr", "status"))
@@ -109,20 +117,19 @@ class Server:
                     break
                 chunks.append(chunk)
             os.close(GO_FD)
-            data = b"".join(chunks)
-            if not data:  # the server is shutting down
+            if not chunks:  # the server is shutting down
                 os._exit(0)
-            spec, code_bytes = marshal.loads(data)
+            spec, code_bytes = marshal.loads(b"".join(chunks))
             try:
-                self.box.apply_limits(sandbox.ChildLimits(**spec.pop("limits")))
+                self.box.start_child(sandbox.ChildLimits(**spec.pop("limits")))
             except BaseException as e:
                 _setup_failed(3, e)
             code = marshal.loads(code_bytes)
-            status = harness.run_program(spec, code, self.prelude if spec.get("prelude") else None)
+            status = harness.run_program(spec, code, self.mains[bool(spec.get("prelude"))])
         finally:
             harness.child_exit(status)
 
-    def _discard_next(self) -> None:
+    def discard_next(self) -> None:
         nxt, self.next = self.next, None
         if nxt is None:
             return
@@ -131,11 +138,10 @@ class Server:
         except OSError:
             pass
         _waitpid(nxt.pid)
-        os.close(nxt.go_w)
-        for fd in nxt.fds:
+        for fd in (nxt.go_w,) + nxt.fds:
             os.close(fd)
 
-    # ---------------------------------------------------------------- one test
+    # ---------------------------------------------------------------- programs and tests
     def compiled(self, source: str) -> bytes | str:
         """Marshalled code object of ``source`` (or its SyntaxError text); a small LRU cache."""
         hit = self.codes.get(source)
@@ -152,17 +158,34 @@ class Server:
             self.codes.popitem(last=False)
         return value
 
-    def run(self, h: dict, source: str, stdin: bytes) -> tuple[dict, list[bytes]]:
+    def run_job(self, h: dict, blobs: list[bytes]) -> None:
+        """Run a program on a run of tests, sending each result as soon as it is known."""
+        self.job_id = h["id"]
+        source = blobs[0].decode("utf-8", "surrogatepass")
         code = self.compiled(source)
         if isinstance(code, str):
-            return {"compile_error": code}, []
+            protocol.send(self.res_fd, {"id": h["id"], "done": True, "compile_error": code})
+            return
+        try:
+            for k, test in enumerate(h["tests"]):
+                if self._cancel_pending():
+                    break
+                header, out = self.run_test(h, test, source, code, blobs[1 + k])
+                header.update(id=h["id"], index=test["index"])
+                protocol.send(self.res_fd, header, out)
+        except Cancelled:
+            pass
+        protocol.send(self.res_fd, {"id": h["id"], "done": True})
+
+    def run_test(self, h: dict, test: dict, source: str, code: bytes,
+                 stdin: bytes) -> tuple[dict, list[bytes]]:
         fsize = int(h["output_limit"])
         limits = {"wall_s": float(h["wall_s"]), "cpu_s": int(h["cpu_s"]),
                   "address_space": self.base_vm + int(h["memory"]), "file_size": fsize,
                   "processes": int(h["processes"]), "open_files": int(h["open_files"])}
-        spec = {"kind": h["kind"], "entry_point": h.get("entry_point"), "input": h.get("input", ""),
-                "nonce": h.get("nonce"), "source": source, "prelude": h.get("prelude", True),
-                "limits": limits}
+        spec = {"kind": h["kind"], "entry_point": h.get("entry_point"),
+                "input": test.get("input", ""), "nonce": test.get("nonce"), "source": source,
+                "prelude": h.get("prelude", True), "limits": limits}
         payload = marshal.dumps((spec, code))
         for attempt in range(2):
             try:
@@ -170,6 +193,7 @@ class Server:
             except OSError as e:
                 return _failed(f"fork failed: {e.strerror}")
             nxt, self.next = self.next, None
+            started = False
             try:
                 if stdin:
                     os.pwrite(nxt.fds[0], stdin, 0)
@@ -177,14 +201,18 @@ class Server:
                     _write_all(nxt.go_w, payload)
                     started = True
                 except BrokenPipeError:  # the child died before its test (set-up failure?)
-                    started = False
+                    pass
                 finally:
                     os.close(nxt.go_w)
+                try:
+                    self.prefork()  # the next child forks while this test runs
+                except OSError:
+                    pass
                 if started:
                     exit_code, sig, timed_out, cpu = self._wait(nxt.pid, limits["wall_s"])
                 else:
                     _waitpid(nxt.pid)
-                self.box.kill_leftovers()
+                self.box.kill_leftovers(keep=self.next.pid if self.next else None)
                 fds = nxt.fds
                 st_size = os.fstat(fds[3]).st_size
                 status = os.pread(fds[3], min(st_size, fsize), 0)
@@ -211,9 +239,13 @@ class Server:
         return _failed("unreachable")  # pragma: no cover
 
     def _wait(self, pid: int, wall_s: float) -> tuple[int | None, int | None, bool, float]:
-        """Wait for the child up to ``wall_s``; SIGKILL it when late. Exits if orphaned."""
+        """Wait for the child up to ``wall_s`` and SIGKILL it when late.
+
+        Also watches the command pipe: a ``cancel`` of this job kills the child and raises
+        `Cancelled`; a closed pipe (executor gone) shuts the server down.
+        """
         deadline = time.monotonic() + wall_s
-        timed_out = False
+        timed_out = cancelled = False
         try:
             pidfd = os.pidfd_open(pid)
         except (AttributeError, OSError):
@@ -224,26 +256,24 @@ class Server:
                 if left <= 0:
                     timed_out = True
                     break
+                p = select.poll()
+                p.register(self.cmd_fd, select.POLLIN)
                 if pidfd is not None:
-                    p = select.poll()
                     p.register(pidfd, select.POLLIN)
-                    p.register(self.cmd_fd, 0)  # only POLLHUP: the executor went away
                     events = dict(p.poll(max(1, int(left * 1000) + 1)))
-                    if self.cmd_fd in events:
-                        os.kill(pid, signal.SIGKILL)
-                        self.shutdown()
-                    if pidfd in events:
-                        break
-                else:  # no pidfd (old kernel): poll the child
-                    done, status = os.waitpid(pid, os.WNOHANG)
-                    if done:
-                        exit_code, sig = _decode_status(status)
-                        return exit_code, sig, False, 0.0
-                    time.sleep(min(0.002, left))
+                else:  # no pidfd (old kernel): poll the child every 2 ms
+                    events = dict(p.poll(2))
+                if self.cmd_fd in events and self._cancel_pending():
+                    cancelled = True
+                    break
+                if pidfd is not None and pidfd in events:
+                    break
+                if pidfd is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    break
         finally:
             if pidfd is not None:
                 os.close(pidfd)
-        if timed_out:
+        if timed_out or cancelled:
             for kill in (os.kill, os.killpg):
                 try:
                     kill(pid, signal.SIGKILL)
@@ -255,12 +285,29 @@ class Server:
                 break
             except InterruptedError:
                 continue
+        if cancelled:
+            self.box.kill_leftovers(keep=self.next.pid if self.next else None)
+            raise Cancelled
         exit_code, sig = _decode_status(status)
         return exit_code, sig, timed_out, usage.ru_utime + usage.ru_stime
 
+    def _cancel_pending(self) -> bool:
+        """Read waiting commands without blocking; True if the running job was cancelled."""
+        cancelled = False
+        while select.select([self.cmd_fd], [], [], 0)[0]:
+            try:
+                h, _ = protocol.recv(self.cmd_fd)
+            except (protocol.ChannelClosed, ValueError):
+                self.shutdown()
+            if h.get("op") == "cancel" and h.get("id") == self.job_id:
+                cancelled = True
+            elif h.get("op") == "exit":
+                self.shutdown()
+        return cancelled
+
     def shutdown(self) -> None:
         try:
-            self._discard_next()
+            self.discard_next()
             self.box.close()
         finally:
             os._exit(0)
@@ -269,19 +316,20 @@ class Server:
     def serve(self) -> None:
         while True:
             try:
-                self.prefork()  # while the executor grades the last result
+                self.prefork()
             except OSError:
-                pass  # retried (and reported) when the test comes
+                pass  # retried (and reported) when a test comes
             try:
                 h, blobs = protocol.recv(self.cmd_fd)
             except (protocol.ChannelClosed, ValueError):
                 self.shutdown()
-            if h.get("op") == "exit":
+            op = h.get("op")
+            if op == "exit":
                 self.shutdown()
-            header, out = self.run(h, blobs[0].decode("utf-8", "surrogatepass"), blobs[1])
-            header["id"] = h.get("id")
+            if op != "job":
+                continue  # a cancel that came after its job finished
             try:
-                protocol.send(self.res_fd, header, out)
+                self.run_job(h, blobs)
             except protocol.ChannelClosed:
                 self.shutdown()
 
@@ -336,7 +384,9 @@ def self_test(server: Server) -> str | None:
     """Run ``print(1 + 1)`` through the whole path; the error text when it does not work."""
     h = {"kind": "stdin", "wall_s": 60.0, "cpu_s": 60, "memory": 256 << 20, "output_limit": 1 << 20,
          "processes": 8, "open_files": 64}
-    header, (stdout, stderr, _) = server.run(h, "print(1 + 1)\n", b"")
+    source = "print(1 + 1)\n"
+    code = server.compiled(source)
+    header, (stdout, stderr, _) = server.run_test(h, {"index": 0}, source, code, b"")
     if header.get("setup_error"):
         return f"sandbox set-up failed in the child: {header['setup_error']}"
     if header.get("exit") != 0 or stdout != b"2\n":
@@ -369,8 +419,10 @@ def main() -> None:
     protocol.send(res_fd, ready)
     if server is None or error is not None:
         if server is not None:
+            server.discard_next()
             server.box.close()
         os._exit(1)
+    server.discard_next()  # fork the waiting children from the frozen heap below
     gc.collect()
     gc.freeze()  # keep inherited objects out of the children's collections (fewer COW copies)
     server.serve()
