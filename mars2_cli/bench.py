@@ -96,13 +96,13 @@ class CachedExecutor:
                  stop_on_first_failure: bool = True) -> list[Any]:
         keys = [self._key(item, tests, stop_on_first_failure) for item in items]
         todo: dict[tuple, tuple] = {}
-        for key, item in zip(keys, items):
+        for key, item in zip(keys, items, strict=True):
             if key not in self._memo and key not in todo:
                 todo[key] = tuple(item) if len(item) == 3 else (item[0], item[1], tests)
         if todo:
             results = self.executor.run_many(list(todo.values()),
                                              stop_on_first_failure=stop_on_first_failure)
-            self._memo.update(zip(todo, results))
+            self._memo.update(zip(todo, results, strict=True))
         self.executed += len(todo)
         self.reused += len(items) - len(todo)
         return [self._memo[k] for k in keys]
@@ -252,7 +252,7 @@ def plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     budgets = sorted({r["budget"] for r in rows})
     markers, styles = "osD^v", ["-", "--", "-.", ":", (0, (5, 1))]
-    for ax, key, label in zip(axes, ("pass_at_1_mcts", "pass_at_n"), ("Pass@1(MCTS)", "Pass@N")):
+    for ax, key, label in zip(axes, ("pass_at_1_mcts", "pass_at_n"), ("Pass@1(MCTS)", "Pass@N"), strict=True):
         for i, s in enumerate(strategies):
             mine = sorted((r for r in rows if r["strategy"] == s), key=lambda r: r["budget"])
             # dodge strategies a little along x so equal curves stay visible
@@ -333,12 +333,12 @@ def run(args: argparse.Namespace) -> int:
     columns = csv_columns(names)
     write_csv(out / "bench.csv", rows, columns)
     title = (f"{len(problems)} problems from {args.problems}, seeds {seeds}; agents: "
-             + ", ".join(f"{n}={s}" for n, s in zip(names, args.agents)))
+             + ", ".join(f"{n}={s}" for n, s in zip(names, args.agents, strict=True)))
     plot(out / "bench.png", rows, title)
     write_json(out / "bench.json", {
         "config": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "problems": [p.id for p in problems],
-        "agents": dict(zip(names, args.agents)),
+        "agents": dict(zip(names, args.agents, strict=True)),
         "judge": args.judge_tests,
         "sandbox": sandbox,
         "cache": ({"executed": executor.executed, "reused": executor.reused, "warm_up": warm}
@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
               "nodes/s": f"{r['nodes_per_s']:.0f}",
               **{f"share {a}": _pm(r, f"share_{a}") for a in names}} for r in rows]
     print(format_table(table, list(table[0])))
-    print("\n" + "; ".join(f"{n} = {s}" for n, s in zip(names, args.agents)))
+    print("\n" + "; ".join(f"{n} = {s}" for n, s in zip(names, args.agents, strict=True)))
     print(f"{len(problems)} problems × {len(seeds)} seeds, judged on {args.judge_tests} tests, "
           f"{total:.1f} s in all"
           + (f"; {executor.executed} programs executed, {executor.reused} verdicts reused"

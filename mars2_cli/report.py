@@ -144,7 +144,7 @@ function show(t, id){
 }
 document.querySelectorAll('.node').forEach(el => el.addEventListener('click',
   () => show(el.dataset.tree, el.dataset.node)));
-const m = location.hash.match(/^#node=(\d+):(\d+)$/);  // deep link: report.html#node=TREE:NODE
+const m = location.hash.match(/^#node=(\\d+):(\\d+)$/);  // deep link: report.html#node=TREE:NODE
 if (m) show(m[1], m[2]);
 """
 

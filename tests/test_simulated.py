@@ -67,7 +67,9 @@ def test_observation_is_mapped_to_its_problem(problems):
 
 def test_same_seed_same_responses_other_seed_differs(problems):
     obs = _generate_observations(problems, n_per_problem=8)
-    run = lambda seed: [g.text for g in SimulatedAgent("s", 0.5, 0.5, seed, problems).generate(obs)]
+    def run(seed):
+        return [g.text for g in SimulatedAgent("s", 0.5, 0.5, seed, problems).generate(obs)]
+
     assert run(7) == run(7)
     assert run(7) != run(8)
     # act() is generate() on one observation and moves the generator the same way
@@ -80,11 +82,11 @@ def test_skill_one_always_writes_the_reference_skill_zero_never(problems):
     by_statement = {p.statement: p for p in problems}
     always = SimulatedAgent("good", skill=1.0, refine_skill=0.0, seed=1, problems=problems)
     never = SimulatedAgent("bad", skill=0.0, refine_skill=1.0, seed=1, problems=problems)
-    for o, g in zip(obs, always.generate(obs)):
+    for o, g in zip(obs, always.generate(obs), strict=True):
         assert _is_reference(by_statement[o["statement"]], g.text)
         assert g.text.count("```python") == 1 and g.finish_reason == "stop"
     wrong_seen = set()
-    for o, g in zip(obs, never.generate(obs)):
+    for o, g in zip(obs, never.generate(obs), strict=True):
         p = by_statement[o["statement"]]
         assert not _is_reference(p, g.text)
         assert g.text == format_response(_wrong_program(p, g.text))
@@ -105,7 +107,7 @@ def test_skill_rate_matches_its_probability(problems):
     by_statement = {p.statement: p for p in problems}
     agent = SimulatedAgent("s", skill=0.3, refine_skill=0.0, seed=11, problems=problems)
     hits = sum(_is_reference(by_statement[o["statement"]], g.text)
-               for o, g in zip(obs, agent.generate(obs)))
+               for o, g in zip(obs, agent.generate(obs), strict=True))
     assert 0.22 < hits / len(obs) < 0.38   # 400 draws: sd of the rate is 0.023
 
 
@@ -117,7 +119,7 @@ def test_correct_parent_stays_correct(problems, executor):
     refiner = SimulatedAgent("r", skill=0.0, refine_skill=0.0, seed=5, problems=problems)
     by_statement = {p.statement: p for p in problems}
     for _ in range(5):
-        for o, g in zip(obs, refiner.generate(obs)):
+        for o, g in zip(obs, refiner.generate(obs), strict=True):
             assert _is_reference(by_statement[o["statement"]], g.text)
             assert g.text.startswith("Here is the revised program.")
 
@@ -131,9 +133,9 @@ def test_wrong_parent_refined_by_refine_skill(problems, executor):
         assert _norm(o["parent_code"]) in {_norm(w) for w in p.metadata["wrong_solutions"]}
     fixer = SimulatedAgent("f", skill=0.0, refine_skill=1.0, seed=2, problems=problems)
     assert all(_is_reference(by_statement[o["statement"]], g.text)
-               for o, g in zip(obs, fixer.generate(obs)))
+               for o, g in zip(obs, fixer.generate(obs), strict=True))
     stuck = SimulatedAgent("s", skill=1.0, refine_skill=0.0, seed=2, problems=problems)
-    for o, g in zip(obs, stuck.generate(obs)):
+    for o, g in zip(obs, stuck.generate(obs), strict=True):
         p = by_statement[o["statement"]]
         program = _wrong_program(p, g.text)
         if len(p.metadata["wrong_solutions"]) > 1:   # "another" wrong program: not the parent

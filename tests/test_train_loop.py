@@ -179,3 +179,57 @@ def test_example_train_tiny_runs(tmp_path):
     summary = mod["main"](["--out", str(tmp_path / "run"), "--steps", "1"])
     assert summary["done"] and summary["updates"] == {"coder_0": 1, "coder_1": 1}
     assert (tmp_path / "run" / "checkpoints" / "latest").is_file()
+
+
+def test_report_to_tensorboard_gets_the_update_metrics(tmp_path, tiny_dir, demo_problems, executor):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with _loop(tmp_path, tiny_dir, demo_problems, executor, report_to=["tensorboard"], max_steps=1) as loop:
+        loop.run()
+    updates = [r for r in _rows(tmp_path / "metrics.jsonl") if r["event"] == "update"]
+    for name in ("coder_0", "coder_1"):
+        (run_dir,) = (tmp_path / "learners" / name / "runs").iterdir()
+        ea = EventAccumulator(str(run_dir))
+        ea.Reload()
+        assert {"train/loss", "train/kl", "train/entropy"} <= set(ea.Tags()["scalars"])
+        logged = [r["loss"] for r in updates if r["agent"] == name]
+        assert [e.value for e in ea.Scalars("train/loss")] == pytest.approx(logged)
+
+
+class _EngineAgent:
+    """Stands in for a VLLMAgent: samples from its own copy of the weights, synced by load_weights."""
+
+    def __init__(self, tiny_dir, name, max_new_tokens, seed):
+        from agents.hf import HFAgent
+
+        self._inner = HFAgent.from_pretrained(
+            str(tiny_dir), name=name, max_new_tokens=max_new_tokens, seed=seed, num_threads=1
+        )
+        self.name, self.tokenizer, self.model_path = name, self._inner.tokenizer, str(tiny_dir)
+        self.synced = 0
+
+    def generate(self, observations):
+        return self._inner.generate(observations)
+
+    def load_weights(self, state_dict):
+        self._inner.model.load_state_dict(state_dict)
+        self.synced += 1
+
+
+def test_engine_agents_get_the_new_weights_after_each_update(tmp_path, tiny_dir, demo_problems, executor):
+    cfg = Mars2TrainConfig(
+        agents=[f"vllm:{tiny_dir}"] * 2, budget=4, trees_per_round=2, buffer_threshold=4,
+        per_device_train_batch_size=2, max_new_tokens=24, overlong_max_length=24,
+        overlong_buffer_length=16, max_steps=1, learning_rate=1e-3, progress=False, max_rounds=8,
+    )
+    agents = {n: _EngineAgent(tiny_dir, n, (6, 24)[i], 10 + i) for i, n in enumerate(cfg.names)}
+    with TrainLoop(cfg, tmp_path, agents=agents, problems=demo_problems[:3], executor=executor) as loop:
+        assert loop._shared == {"coder_0": False, "coder_1": False}
+        loop.run()
+        for name, agent in agents.items():
+            assert agent.synced == loop.learners[name].updates == 1
+            trained = loop.learners[name].model.state_dict()
+            served = agent._inner.model.state_dict()
+            assert all(torch.equal(trained[k], served[k]) for k in trained)
+            assert loop.learners[name].model is not agent._inner.model

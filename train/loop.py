@@ -495,8 +495,7 @@ class TrainLoop:
     def run(self, max_rounds: int | None = None) -> dict[str, Any]:
         """Rounds until every learner did ``max_steps`` updates (or ``max_rounds`` / the argument)."""
         cfg = self.cfg
-        if not (self.out / "config.yaml").exists():
-            cfg.to_yaml(self.out / "config.yaml")
+        cfg.to_yaml(self.out / "config.yaml")  # the effective config (a resume may have changed it)
         limit = cfg.max_rounds
         rounds_here = 0
         progress = None

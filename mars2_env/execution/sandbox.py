@@ -104,8 +104,10 @@ def make_fork():
     except (OSError, AttributeError):
         return os.fork
 
+    single = len(os.listdir("/proc/self/task")) == 1  # C-level threads too (the server starts none)
+
     def fork() -> int:
-        if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
+        if not single or threading.active_count() != 1:
             pid = os.fork()
             if pid == 0:
                 random.seed(0)  # undo random's at-fork reseed: same draws in every run
@@ -264,10 +266,15 @@ def _kill_all_of_uid(uid: int) -> None:
 def _child_pids() -> list[int]:
     """Direct children of this (single-threaded) process."""
     try:
-        with open(f"/proc/self/task/{os.getpid()}/children", "rb") as f:
-            return [int(x) for x in f.read().split()]
+        fd = os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY)
     except FileNotFoundError:  # kernel without CONFIG_PROC_CHILDREN: scan /proc
         pass
+    else:
+        try:
+            data = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+        return [int(x) for x in data.split()]
     me = str(os.getpid()).encode()
     pids = []
     for name in os.listdir("/proc"):
