@@ -24,7 +24,7 @@ SPEC_FORMS = (
     "openai:http://127.0.0.1:8000/v1#Qwen/Qwen3-8B",
     "replay:FILE                  programs from a JSONL ({problem_id, response}) or .py file",
     "random[:SEED]                seeded random short programs (mostly wrong)",
-    "simulated:ARGS               simulated agent (agents.simulated.from_spec)",
+    "simulated:skill=P,refine=Q[,seed=S]  simulated agent drawing from each problem's reference / wrong programs",
 )
 
 _LAZY = {

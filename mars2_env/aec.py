@@ -12,6 +12,7 @@
 
 | key               | space                 | meaning                                                       |
 |-------------------|-----------------------|---------------------------------------------------------------|
+| `problem_id`      | CodeText              | id of the problem this tree searches                          |
 | `statement`       | CodeText              | problem statement                                             |
 | `starter_code`    | CodeText              | starter code ("" if none)                                     |
 | `kind`            | Discrete(2)           | 0 = generate a new candidate, 1 = refine the parent           |

@@ -22,7 +22,7 @@ from mars2_env.spaces import CodeText
 #: Longest text (characters) an observation field or a response may have by default.
 DEFAULT_MAX_TEXT_LENGTH = 1 << 20
 #: Text fields of an observation (all `CodeText`).
-TEXT_KEYS = ("statement", "starter_code", "parent_code", "parent_feedback", "prompt")
+TEXT_KEYS = ("problem_id", "statement", "starter_code", "parent_code", "parent_feedback", "prompt")
 #: Integer fields of an observation (all `Discrete(budget + 1)`, except `kind`: `Discrete(2)`).
 INT_KEYS = ("kind", "depth", "node_id", "budget_left")
 GENERATE, REFINE = 0, 1
@@ -210,6 +210,7 @@ class SearchEpisode:
                                    None if parent is None else feedback,
                                    templates=self.config.templates)
         obs: dict[str, Any] = {
+            "problem_id": p.id,
             "statement": p.statement,
             "starter_code": p.starter_code,
             "parent_code": parent_code,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 import warnings
 
 import pytest
@@ -32,8 +33,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _sandbox_uid_processes() -> list[int]:
-    """Live processes whose uid lies in the sandbox uid range (namespaces mode)."""
+def _sandbox_uid_processes(ex: Executor) -> list[int]:
+    """Processes (zombies too) running as the sandbox uid of one of ``ex``'s workers."""
+    uids = {sandbox.UID_BASE + w.proc.pid for w in ex._pool.workers}
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -42,9 +44,19 @@ def _sandbox_uid_processes() -> list[int]:
             st = os.stat(f"/proc/{name}")
         except FileNotFoundError:
             continue
-        if sandbox.UID_BASE <= st.st_uid < sandbox.UID_BASE + (1 << 22) and _alive(int(name)):
+        if st.st_uid in uids:
             found.append(int(name))
     return found
+
+
+def _none_left(ex: Executor, timeout: float = 5.0) -> bool:
+    """No sandbox-uid process remains (the zygote reaps the last zombie a moment later)."""
+    deadline = time.monotonic() + timeout
+    while _sandbox_uid_processes(ex):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -121,7 +133,7 @@ def _check(box, name, *verdicts):
 def test_fork_bomb(box):
     _check(box, "fork_bomb", Verdict.RUNTIME_ERROR, Verdict.TIME_LIMIT)
     if box["mode"] == "namespaces":
-        assert _sandbox_uid_processes() == []
+        assert _none_left(box["ex"]), _sandbox_uid_processes(box["ex"])
 
 
 def test_four_gib_allocation(box):
@@ -172,7 +184,7 @@ def test_daemonised_grandchild_is_killed(box):
     pid = int(r.tests[0].actual)
     assert not _alive(pid)
     if box["mode"] == "namespaces":
-        assert _sandbox_uid_processes() == []
+        assert _none_left(box["ex"]), _sandbox_uid_processes(box["ex"])
 
 
 def test_segfault_through_ctypes(box):

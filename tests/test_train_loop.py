@@ -185,7 +185,9 @@ def test_report_to_tensorboard_gets_the_update_metrics(tmp_path, tiny_dir, demo_
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    with _loop(tmp_path, tiny_dir, demo_problems, executor, report_to=["tensorboard"], max_steps=1) as loop:
+    with _loop(
+        tmp_path, tiny_dir, demo_problems, executor, report_to=["tensorboard"], max_steps=1
+    ) as loop:
         loop.run()
     updates = [r for r in _rows(tmp_path / "metrics.jsonl") if r["event"] == "update"]
     for name in ("coder_0", "coder_1"):
@@ -217,14 +219,27 @@ class _EngineAgent:
         self.synced += 1
 
 
-def test_engine_agents_get_the_new_weights_after_each_update(tmp_path, tiny_dir, demo_problems, executor):
+def test_engine_agents_get_the_new_weights_after_each_update(
+    tmp_path, tiny_dir, demo_problems, executor
+):
     cfg = Mars2TrainConfig(
-        agents=[f"vllm:{tiny_dir}"] * 2, budget=4, trees_per_round=2, buffer_threshold=4,
-        per_device_train_batch_size=2, max_new_tokens=24, overlong_max_length=24,
-        overlong_buffer_length=16, max_steps=1, learning_rate=1e-3, progress=False, max_rounds=8,
+        agents=[f"vllm:{tiny_dir}"] * 2,
+        budget=4,
+        trees_per_round=2,
+        buffer_threshold=4,
+        per_device_train_batch_size=2,
+        max_new_tokens=24,
+        overlong_max_length=24,
+        overlong_buffer_length=16,
+        max_steps=1,
+        learning_rate=1e-3,
+        progress=False,
+        max_rounds=8,
     )
     agents = {n: _EngineAgent(tiny_dir, n, (6, 24)[i], 10 + i) for i, n in enumerate(cfg.names)}
-    with TrainLoop(cfg, tmp_path, agents=agents, problems=demo_problems[:3], executor=executor) as loop:
+    with TrainLoop(
+        cfg, tmp_path, agents=agents, problems=demo_problems[:3], executor=executor
+    ) as loop:
         assert loop._shared == {"coder_0": False, "coder_1": False}
         loop.run()
         for name, agent in agents.items():

@@ -193,6 +193,10 @@ class Mars2TrainConfig:
             f"expansions_per_tree must be >= 1, got {self.expansions_per_tree}",
         )
         need(
+            self.prior in ("beta", "gaussian"),
+            f"prior must be beta or gaussian, got {self.prior!r}",
+        )
+        need(
             self.tests in ("public", "private", "all"),
             f"tests must be public, private or all, got {self.tests!r}",
         )

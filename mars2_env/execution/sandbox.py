@@ -163,6 +163,7 @@ class Sandbox:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         os.closerange(len(fds), 1 << 20)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote while it waits
         if self.jail is not None:
             os.chroot(self.jail)
             os.chdir("/")
@@ -213,11 +214,11 @@ class Sandbox:
         As child subreaper the server inherits every orphan, so its children list shows them.
         """
         for _ in range(10000):
-            pids = [p for p in _child_pids() if p != keep]
+            pids = [p for p in child_pids() if p != keep]
             if not pids:
                 return
             if self.uid is not None:
-                _kill_all_of_uid(self.uid)  # all at once; none of them can fork past it
+                kill_all_of_uid(self.uid)  # all at once; none of them can fork past it
             for pid in pids:
                 for kill in (os.kill, os.killpg):
                     try:
@@ -239,7 +240,7 @@ class Sandbox:
 
 # -------------------------------------------------------------------- process helpers
 
-def _kill_all_of_uid(uid: int) -> None:
+def kill_all_of_uid(uid: int) -> None:
     """Fork a helper that becomes ``uid`` and sends SIGKILL to every process of that uid.
 
     ``kill(-1)`` walks the process list under the kernel's task-list lock, so processes of
@@ -263,10 +264,11 @@ def _kill_all_of_uid(uid: int) -> None:
             continue
 
 
-def _child_pids() -> list[int]:
-    """Direct children of this (single-threaded) process."""
+def child_pids(parent: int | None = None) -> list[int]:
+    """Direct children of a single-threaded process (default: this one)."""
+    parent = os.getpid() if parent is None else parent
     try:
-        fd = os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY)
+        fd = os.open(f"/proc/{parent}/task/{parent}/children", os.O_RDONLY)
     except FileNotFoundError:  # kernel without CONFIG_PROC_CHILDREN: scan /proc
         pass
     else:
@@ -275,7 +277,7 @@ def _child_pids() -> list[int]:
         finally:
             os.close(fd)
         return [int(x) for x in data.split()]
-    me = str(os.getpid()).encode()
+    me = str(parent).encode()
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -438,7 +440,7 @@ def _setup_namespaces(scratch_mb: int) -> Sandbox:
         os.close(fd)
     uid = UID_BASE + os.getpid()
     box = Sandbox("namespaces", jail + SCRATCH_IN_JAIL, SCRATCH_IN_JAIL, jail=jail, uid=uid)
-    _kill_all_of_uid(uid)  # a previous server with our pid may have left processes behind
+    kill_all_of_uid(uid)  # a previous server with our pid may have left processes behind
     os.mkdir(box.scratch, 0o700)
     os.chown(box.scratch, uid, uid)
     return box

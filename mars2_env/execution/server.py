@@ -10,9 +10,10 @@ tests); the server answers one ``result`` per test as soon as it is known, then 
 running test and ends the job early. Grading happens in the executor: the expected outputs
 never enter this process, so a child cannot read them from memory it inherited.
 
-The next child is forked and jailed while the current test runs; it waits on a pipe for its
-test, then takes the sandbox uid and its rlimits and runs. So the fork is off the critical
-path, and every test still gets a fresh process.
+Children are forked by a zygote (see `zygote.py`), a copy of this server made once after the
+imports. The next child is forked and jailed while the current test runs; it waits on a pipe
+for its test, then takes the sandbox uid and its rlimits and runs. So the fork is off the
+critical path, and every test still gets a fresh process.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import marshal
 import os
 import select
 import signal
+import socket
 import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from mars2_env.execution import harness, protocol, sandbox
+from mars2_env.execution import harness, protocol, sandbox, zygote
 
 # Modules a typical competitive-programming / LeetCode solution imports; loaded before the
 # first fork so a child's ``import`` is a dict lookup.
@@ -44,17 +46,22 @@ SETUP_FAILED = b"\x00mars2-setup-failed:"
 STDOUT_SHOWN_WHEN_CAPPED = 64 << 10
 STDERR_TAIL = 16 << 10
 GO_FD = 4  # the waiting child's end of its go-pipe
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Cancelled(Exception):
     """The executor cancelled the running job."""
 
 
+class ZygoteLost(Exception):
+    """The zygote died (a program in the basic sandbox can kill it): the server must go."""
+
+
 @dataclass
 class _Next:
-    """A forked child waiting for its test."""
+    """A forked child waiting for its test (``pid`` is None until the zygote answers)."""
 
-    pid: int
+    pid: int | None
     go_w: int
     fds: tuple[int, int, int, int]  # memfds: stdin, stdout, stderr, status
 
@@ -71,8 +78,25 @@ class Server:
         with open("/proc/self/statm") as f:
             self.base_vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         self.next: _Next | None = None
-        self.fork = sandbox.make_fork()
         self.job_id = None
+        self.zsock: socket.socket | None = None
+        self.zpid = 0
+
+    def start_zygote(self) -> None:
+        """Fork the zygote (call after the imports and gc.freeze)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fork = sandbox.make_fork()
+        pid = fork()
+        if pid == 0:
+            try:
+                ours.close()
+                for fd in (self.cmd_fd, self.res_fd):
+                    os.close(fd)
+                zygote.serve(theirs, self.box, fork, self._child)
+            finally:
+                os._exit(0)
+        theirs.close()
+        self.zsock, self.zpid = ours, pid
 
     @staticmethod
     def preload(names) -> None:
@@ -86,28 +110,46 @@ class Server:
 
     # ---------------------------------------------------------------- the next child
     def prefork(self) -> None:
-        """Fork and jail the child for the next test (it blocks until `run_test` sends it)."""
+        """Ask the zygote for the child of the next test (it blocks until `run_test` sends it)."""
         if self.next is not None:
             return
         fds = tuple(os.memfd_create(n, os.MFD_CLOEXEC) for n in ("stdin", "stdout", "stderr", "status"))
         go_r, go_w = os.pipe()
         try:
-            pid = self.fork()
+            socket.send_fds(self.zsock, [zygote.OP_FORK], list(fds) + [go_r])
         except OSError:
-            for fd in fds + (go_r, go_w):
+            for fd in fds + (go_w,):
                 os.close(fd)
-            raise
-        if pid == 0:
-            self._child(fds, go_r)
-        os.close(go_r)
-        self.next = _Next(pid, go_w, fds)  # type: ignore[arg-type]
+            raise ZygoteLost from None
+        finally:
+            os.close(go_r)
+        self.next = _Next(None, go_w, fds)  # type: ignore[arg-type]
 
-    def _child(self, fds: tuple[int, ...], go_r: int) -> None:
-        """In the forked child: isolate, wait for the test, run it; never returns."""
+    def _next_pid(self) -> int | None:
+        """The pid of the pending child, reading the zygote's answer if not read yet."""
+        nxt = self.next
+        if nxt is not None and nxt.pid is None:
+            data = self.zsock.recv(16)
+            if len(data) != 8:
+                raise ZygoteLost
+            nxt.pid = int.from_bytes(data, "little", signed=True)
+        return nxt.pid if nxt is not None else None
+
+    def _zygote(self, msg: bytes, answer: bool = False) -> None:
+        try:
+            self.zsock.send(msg)
+            if answer and self.zsock.recv(16) != b"s":
+                raise ZygoteLost
+        except OSError:
+            raise ZygoteLost from None
+
+    def _child(self, fds: tuple[int, ...]) -> None:
+        """In the forked child (``fds``: 4 memfds and the go-pipe's read end): isolate, wait
+        for the test, run it; never returns."""
         status = 1
         try:
             try:
-                self.box.enter_child(fds + (go_r,))
+                self.box.enter_child(fds)
             except BaseException as e:
                 _setup_failed(3, e, fallback=fds[3])
             chunks = []
@@ -128,18 +170,6 @@ class Server:
             status = harness.run_program(spec, code, self.mains[bool(spec.get("prelude"))])
         finally:
             harness.child_exit(status)
-
-    def discard_next(self) -> None:
-        nxt, self.next = self.next, None
-        if nxt is None:
-            return
-        try:
-            os.kill(nxt.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        _waitpid(nxt.pid)
-        for fd in (nxt.go_w,) + nxt.fds:
-            os.close(fd)
 
     # ---------------------------------------------------------------- programs and tests
     def compiled(self, source: str) -> bytes | str:
@@ -188,13 +218,13 @@ class Server:
                 "prelude": h.get("prelude", True), "limits": limits}
         payload = marshal.dumps((spec, code))
         for attempt in range(2):
-            try:
-                self.prefork()
-            except OSError as e:
-                return _failed(f"fork failed: {e.strerror}")
+            self.prefork()
+            pid = self._next_pid()
             nxt, self.next = self.next, None
             started = False
             try:
+                if pid is None or pid < 0:
+                    return _failed("fork failed")
                 if stdin:
                     os.pwrite(nxt.fds[0], stdin, 0)
                 try:
@@ -204,15 +234,9 @@ class Server:
                     pass
                 finally:
                     os.close(nxt.go_w)
-                try:
-                    self.prefork()  # the next child forks while this test runs
-                except OSError:
-                    pass
-                if started:
-                    exit_code, sig, timed_out, cpu = self._wait(nxt.pid, limits["wall_s"])
-                else:
-                    _waitpid(nxt.pid)
-                self.box.kill_leftovers(keep=self.next.pid if self.next else None)
+                self.prefork()  # the zygote forks the next child while this test runs
+                exit_code, sig, timed_out, cpu = self._wait(pid, limits["wall_s"] if started else 60.0)
+                self._clean_up_after(pid)
                 fds = nxt.fds
                 st_size = os.fstat(fds[3]).st_size
                 status = os.pread(fds[3], min(st_size, fsize), 0)
@@ -238,58 +262,62 @@ class Server:
             return header, [stdout, stderr, status]
         return _failed("unreachable")  # pragma: no cover
 
+    def _clean_up_after(self, pid: int) -> None:
+        """Reap the finished child; kill and reap whatever it left behind (synchronously)."""
+        waiting = self._next_pid()
+        if any(p not in (pid, waiting) for p in sandbox.child_pids(self.zpid)):
+            self._zygote(zygote.pack_pids(zygote.OP_SWEEP, [waiting] if waiting else []), answer=True)
+        else:
+            self._zygote(zygote.pack_pids(zygote.OP_REAP, [pid]))
+
     def _wait(self, pid: int, wall_s: float) -> tuple[int | None, int | None, bool, float]:
-        """Wait for the child up to ``wall_s`` and SIGKILL it when late.
+        """Wait up to ``wall_s`` for the child to exit and SIGKILL it when late; read its exit
+        status and CPU time from ``/proc`` (the zygote, its parent, reaps it afterwards).
 
         Also watches the command pipe: a ``cancel`` of this job kills the child and raises
         `Cancelled`; a closed pipe (executor gone) shuts the server down.
         """
         deadline = time.monotonic() + wall_s
         timed_out = cancelled = False
+        pidfd = os.pidfd_open(pid)
         try:
-            pidfd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            pidfd = None
-        try:
+            p = select.poll()
+            p.register(self.cmd_fd, select.POLLIN)
+            p.register(pidfd, select.POLLIN)
+            p.register(self.zsock.fileno(), 0)  # hang-up only: the zygote died
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     timed_out = True
                     break
-                p = select.poll()
-                p.register(self.cmd_fd, select.POLLIN)
-                if pidfd is not None:
-                    p.register(pidfd, select.POLLIN)
-                    events = dict(p.poll(max(1, int(left * 1000) + 1)))
-                else:  # no pidfd (old kernel): poll the child every 2 ms
-                    events = dict(p.poll(2))
+                events = dict(p.poll(max(1, int(left * 1000) + 1)))
+                if pidfd in events:
+                    break
+                if self.zsock.fileno() in events:
+                    raise ZygoteLost
                 if self.cmd_fd in events and self._cancel_pending():
                     cancelled = True
                     break
-                if pidfd is not None and pidfd in events:
-                    break
-                if pidfd is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-                    break
+            if timed_out or cancelled:
+                for kill in (os.kill, os.killpg):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                select.select([pidfd], [], [], 10.0)
         finally:
-            if pidfd is not None:
-                os.close(pidfd)
-        if timed_out or cancelled:
-            for kill in (os.kill, os.killpg):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        while True:
-            try:
-                _, status, usage = os.wait4(pid, 0)
-                break
-            except InterruptedError:
-                continue
+            os.close(pidfd)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            status, ticks = int(fields[-1]), int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):  # not expected: it is our zombie
+            status, ticks = signal.SIGKILL, 0
         if cancelled:
-            self.box.kill_leftovers(keep=self.next.pid if self.next else None)
+            self._clean_up_after(pid)
             raise Cancelled
         exit_code, sig = _decode_status(status)
-        return exit_code, sig, timed_out, usage.ru_utime + usage.ru_stime
+        return exit_code, sig, timed_out, ticks / _TICKS
 
     def _cancel_pending(self) -> bool:
         """Read waiting commands without blocking; True if the running job was cancelled."""
@@ -306,8 +334,14 @@ class Server:
         return cancelled
 
     def shutdown(self) -> None:
+        """Stop the zygote (it kills every child it has), clean up, exit."""
         try:
-            self.discard_next()
+            if self.zsock is not None:
+                self.zsock.close()
+                try:
+                    os.waitpid(self.zpid, 0)
+                except ChildProcessError:
+                    pass
             self.box.close()
         finally:
             os._exit(0)
@@ -317,8 +351,8 @@ class Server:
         while True:
             try:
                 self.prefork()
-            except OSError:
-                pass  # retried (and reported) when a test comes
+            except ZygoteLost:
+                self.shutdown()
             try:
                 h, blobs = protocol.recv(self.cmd_fd)
             except (protocol.ChannelClosed, ValueError):
@@ -330,8 +364,8 @@ class Server:
                 continue  # a cancel that came after its job finished
             try:
                 self.run_job(h, blobs)
-            except protocol.ChannelClosed:
-                self.shutdown()
+            except (protocol.ChannelClosed, ZygoteLost):
+                self.shutdown()  # the executor sees the pipe close and replaces this worker
 
 
 def _setup_failed(fd: int, e: BaseException, fallback: int | None = None) -> None:
@@ -357,13 +391,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _waitpid(pid: int) -> None:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def _decode_status(status: int) -> tuple[int | None, int | None]:
@@ -410,6 +437,9 @@ def main() -> None:
         os._exit(0)
     try:
         server: Server | None = Server(cmd_fd, res_fd, config)
+        gc.collect()
+        gc.freeze()  # keep inherited objects out of the children's collections (fewer COW copies)
+        server.start_zygote()
         error = self_test(server)
     except Exception as e:  # namespaces refused, mounts failed, ...
         server, error = None, f"{type(e).__name__}: {e}"
@@ -419,12 +449,8 @@ def main() -> None:
     protocol.send(res_fd, ready)
     if server is None or error is not None:
         if server is not None:
-            server.discard_next()
-            server.box.close()
+            server.shutdown()
         os._exit(1)
-    server.discard_next()  # fork the waiting children from the frozen heap below
-    gc.collect()
-    gc.freeze()  # keep inherited objects out of the children's collections (fewer COW copies)
     server.serve()
 
 
