@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=400, help="programs in the run_many throughput run")
     ap.add_argument("--tests-per-item", type=int, default=5)
     ap.add_argument("--workers", type=int, default=None, help="run_many workers (default: one per core)")
-    ap.add_argument("--sandbox", default="auto", choices=["auto", "namespaces", "basic"])
+    ap.add_argument("--sandbox", default="auto", choices=["auto", "namespaces", "bwrap", "basic"])
     ap.add_argument("--min-ratio", type=float, default=10.0)
     args = ap.parse_args(argv)
 

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg["json"]:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(f"problem {problem.id} ({problem.kind}), {result.total} {cfg['tests']} tests, "
+        print(f"problem {problem.id} ({problem.kind}), {result.total} tests ({cfg['tests']}), "
               f"sandbox: {mode}")
         print(format_table(result, int(cfg["width"])))
     if cfg["out"]:

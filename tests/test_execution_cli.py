@@ -50,7 +50,7 @@ def test_exec_reads_a_config_file(files, tmp_path, capsys):
                    "stop-on-failure: true\n")
     assert main(["exec", "--config", str(cfg)]) == 1
     out = capsys.readouterr().out
-    assert f"{len(PROBLEM.private_tests)} private tests" in out and "more tests not run" in out
+    assert f"{len(PROBLEM.private_tests)} tests (private)" in out and "more tests not run" in out
 
 
 def test_exec_bad_input_exits_2(files, tmp_path, capsys):

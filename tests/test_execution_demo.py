@@ -19,7 +19,7 @@ def judged():
             items.append((p, code))
             keys.append((p.id, k))
     with Executor(max_workers=2) as ex:
-        return dict(zip(keys, ex.run_many(items, tests="all", stop_on_first_failure=True)))
+        return dict(zip(keys, ex.run_many(items, tests="all", stop_on_first_failure=True), strict=True))
 
 
 def test_demo_set_covers_every_kind():

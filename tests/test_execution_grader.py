@@ -19,7 +19,6 @@ from mars2_env.execution.grader import (
     values_match,
 )
 
-
 # ---------------------------------------------------------------- stdin comparison (LiveCodeBench)
 
 @pytest.mark.parametrize("actual, expected, ok", [

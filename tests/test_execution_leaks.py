@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from mars2_env.execution import Executor, Verdict
-from mars2_env.execution import sandbox
+from mars2_env.execution import Executor, Verdict, sandbox
 from mars2_env.problems import Problem, TestCase
 
 ECHO = Problem(id="echo", statement="echo the number", public_tests=[
@@ -54,8 +53,10 @@ def _live_children(pid: int, zombies: bool = False) -> list[int]:
 
 
 def _sandbox_uid_processes(servers: list[int]) -> list[int]:
-    """Processes (zombies too) running as the sandbox uid of one of these servers."""
-    uids = {sandbox.UID_BASE + pid for pid in servers}
+    """Processes (zombies too) running as a sandbox uid of one of these servers, except the
+    one child per server already waiting for the next test."""
+    uids = {uid for pid in servers for uid in sandbox.server_uids(pid)}
+    waiting = {c for s in servers for z in sandbox.child_pids(s) for c in sandbox.child_pids(z)}
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -63,7 +64,7 @@ def _sandbox_uid_processes(servers: list[int]) -> list[int]:
                 uid = os.stat(f"/proc/{name}").st_uid
             except FileNotFoundError:
                 continue
-            if uid in uids:
+            if uid in uids and int(name) not in waiting:
                 out.append(int(name))
     return out
 
@@ -99,7 +100,8 @@ def _check_no_leaks(mode: str, n_items: int) -> None:
             assert _fd_count(pid) == server_fds[pid]
             zygotes = _children(pid)
             assert len(zygotes) == 1  # the server's only child forks the tests' processes
-            assert _eventually(lambda: len(_children(zygotes[0])) <= 1), _children(zygotes[0])
+            zygote = zygotes[0]
+            assert _eventually(lambda z=zygote: len(_children(z)) <= 1), _children(zygote)
         if mode == "namespaces":
             assert _eventually(lambda: _sandbox_uid_processes(servers) == []), _sandbox_uid_processes(servers)
     assert _fd_count() == fds_before

@@ -1,28 +1,31 @@
 """Adversarial programs: the harness survives, the verdict is right, nothing outside changes.
 
-Runs in the namespaces sandbox when this process may use it (root, as in CI) and in the basic
-sandbox always; checks that need the namespaces (files outside, network) only run there.
+Runs in the namespaces sandbox when this process may use it (root, as in CI), in bubblewrap
+when it is installed, and in the basic sandbox always; the checks the basic sandbox cannot
+pass (files outside, network) run only in the other two.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import threading
 import time
 import warnings
 
 import pytest
 
-from mars2_env.execution import Executor, Verdict, format_feedback
+from mars2_env.execution import Executor, Verdict, format_feedback, sandbox
 from mars2_env.execution import executor as executor_mod
-from mars2_env.execution import sandbox
 from mars2_env.problems import Problem, TestCase
 
 SECRET = "mars2-test-secret-5f1d"
 OK = Problem(id="ok", statement="print ok", public_tests=[TestCase("", "ok\n")], time_limit_s=1.5)
 NS_REASON = sandbox.namespaces_unavailable_reason()
-MODES = ["basic"] + (["namespaces"] if NS_REASON is None else [])
+HAVE_BWRAP = shutil.which("bwrap") is not None
+MODES = ["basic"] + (["namespaces"] if NS_REASON is None else []) + (["bwrap"] if HAVE_BWRAP else [])
 
 
 def _alive(pid: int) -> bool:
@@ -33,9 +36,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _sandbox_uid_processes(ex: Executor) -> list[int]:
-    """Processes (zombies too) running as the sandbox uid of one of ``ex``'s workers."""
-    uids = {sandbox.UID_BASE + w.proc.pid for w in ex._pool.workers}
+def _sandbox_uid_processes(ex: Executor, between_tests: bool = True) -> list[int]:
+    """Processes (zombies too) running as a sandbox uid of one of ``ex``'s workers; between
+    tests, not counting the one child per worker already waiting for the next test."""
+    uids = {uid for w in ex._pool.workers for uid in sandbox.server_uids(w.proc.pid)}
+    waiting = {c for w in ex._pool.workers for z in sandbox.child_pids(w.proc.pid)
+               for c in sandbox.child_pids(z)} if between_tests else set()
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -44,7 +50,7 @@ def _sandbox_uid_processes(ex: Executor) -> list[int]:
             st = os.stat(f"/proc/{name}")
         except FileNotFoundError:
             continue
-        if st.st_uid in uids:
+        if st.st_uid in uids and int(name) not in waiting:
             found.append(int(name))
     return found
 
@@ -111,11 +117,11 @@ def box(request, tmp_path_factory):
     if mode == "basic":  # it cannot stop these; do not let them touch the host
         programs.pop("write_delete_outside")
         programs.pop("loopback_socket")
-        if os.geteuid() == 0:
-            programs.pop("fork_bomb")  # root ignores RLIMIT_NPROC: only namespaces bound it
+    if mode != "namespaces" and os.geteuid() == 0:
+        programs.pop("fork_bomb")  # root ignores RLIMIT_NPROC: only the namespaces mode bounds it
     with Executor(max_workers=2, sandbox=mode, time_limit_s=1.5) as ex:
         names = list(programs)
-        results = dict(zip(names, ex.run_many([(OK, programs[n]) for n in names])))
+        results = dict(zip(names, ex.run_many([(OK, programs[n]) for n in names]), strict=True))
         yield {"mode": mode, "ex": ex, "results": results, "victim": victim, "outside": outside,
                "listener": listener, "evil": evil}
     listener.close()
@@ -158,7 +164,10 @@ def test_killing_the_parent(box):
 
 def test_writing_and_deleting_outside_scratch(box):
     r = _check(box, "write_delete_outside", Verdict.WRONG_ANSWER)
-    assert r.tests[0].actual == "denied denied denied denied denied | scratch is writable\n"
+    if box["mode"] == "namespaces":
+        assert r.tests[0].actual == "denied denied denied denied denied | scratch is writable\n"
+    else:  # bubblewrap: a private, writable /tmp; the host's files are out of sight
+        assert r.tests[0].actual.startswith("denied denied denied ")
     assert box["victim"].read_text() == "keep me"
     assert sorted(p.name for p in box["outside"].iterdir()) == ["victim.txt"]
     assert not os.path.exists(box["evil"])
@@ -182,7 +191,8 @@ def test_gigabyte_of_output(box):
 def test_daemonised_grandchild_is_killed(box):
     r = _check(box, "daemonised_grandchild", Verdict.WRONG_ANSWER)
     pid = int(r.tests[0].actual)
-    assert not _alive(pid)
+    if box["mode"] != "bwrap":  # (bubblewrap's pids are those of its own pid namespace)
+        assert not _alive(pid)
     if box["mode"] == "namespaces":
         assert _none_left(box["ex"]), _sandbox_uid_processes(box["ex"])
 
@@ -216,6 +226,7 @@ def test_imports_beyond_the_preloaded_modules_work(box):
 def test_auto_mode_degrades_with_one_warning(monkeypatch):
     monkeypatch.setattr(executor_mod, "_ns_reason", ["not running as root (simulated)"])
     monkeypatch.setattr(executor_mod, "_warned", False)
+    monkeypatch.setattr(executor_mod.shutil, "which", lambda name: None)  # no bubblewrap either
     with pytest.warns(RuntimeWarning, match="namespace sandbox is unavailable.*simulated") as record:
         with Executor(max_workers=1) as ex:
             assert ex.run(OK, "print('ok')").verdict == Verdict.PASSED
@@ -226,6 +237,16 @@ def test_auto_mode_degrades_with_one_warning(monkeypatch):
     with pytest.raises(RuntimeError, match="unavailable here: not running as root"):
         with Executor(max_workers=1, sandbox="namespaces") as ex:
             ex.run(OK, "print('ok')")
+
+
+@pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap is not installed")
+def test_auto_mode_prefers_bubblewrap_to_basic(monkeypatch):
+    monkeypatch.setattr(executor_mod, "_ns_reason", ["not running as root (simulated)"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Executor(max_workers=1) as ex:
+            assert ex.run(OK, "print('ok')").verdict == Verdict.PASSED
+            assert ex.mode == "bwrap"
 
 
 def test_explicit_basic_mode_does_not_warn():
@@ -244,3 +265,24 @@ def test_a_worker_killed_from_outside_is_replaced():
         assert r.verdict in (Verdict.PASSED, Verdict.RUNTIME_ERROR)
         assert ex.run(OK, "print('ok')").verdict == Verdict.PASSED
         assert ex._pool.workers[0].proc.pid != pid
+
+
+@pytest.mark.skipif(NS_REASON is not None, reason=f"namespaces sandbox unavailable: {NS_REASON}")
+def test_daemons_die_with_a_worker_killed_mid_test():
+    with Executor(max_workers=1, sandbox="namespaces", time_limit_s=30) as ex:
+        ex.run(OK, "print('ok')")
+        code = "import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(120)\n"
+        results = []
+        runner = threading.Thread(target=lambda: results.append(ex.run(OK, code)))
+        runner.start()
+        deadline = time.monotonic() + 20
+        while len(_sandbox_uid_processes(ex, False)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        victims = _sandbox_uid_processes(ex, False)
+        assert len(victims) >= 3  # the program, its daemon and the next test's waiting child
+        os.kill(ex._pool.workers[0].proc.pid, signal.SIGKILL)
+        runner.join(60)
+        assert results and results[0].verdict == Verdict.RUNTIME_ERROR
+        assert "worker died" in results[0].tests[0].error
+        assert not any(_alive(pid) for pid in victims)
+        assert ex.run(OK, "print('ok')").verdict == Verdict.PASSED

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mars2_env.execution import Executor, ExecutionResult, Verdict, format_feedback
+from mars2_env.execution import ExecutionResult, Executor, Verdict, format_feedback
 from mars2_env.problems import Problem, TestCase
 
 SUM = Problem(id="sum", statement="sum the integers of the input", public_tests=[
@@ -56,7 +56,7 @@ IO_PATTERNS = {
 def io_results(ex):
     names = list(IO_PATTERNS)
     results = ex.run_many([(SUM, IO_PATTERNS[n]) for n in names])
-    return dict(zip(names, results))
+    return dict(zip(names, results, strict=True))
 
 
 @pytest.mark.parametrize("name", list(IO_PATTERNS))

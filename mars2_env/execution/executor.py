@@ -1,10 +1,13 @@
 """`Executor`: runs programs against tests in sandboxed processes and grades them.
 
-One warm worker server per core (see `server.py`) forks a fresh child per test. This process
-keeps the expected outputs and grades what comes back (`grader.py`). ``run_many`` keeps every
-worker busy: a program's tests run in order on one worker, so with ``stop_on_first_failure``
-nothing is wasted after a failure, and idle workers run later tests of programs still going
-(their results are dropped if an earlier test fails, so the result does not depend on timing).
+One warm worker server per core (see `server.py`) runs each test in a fresh forked process.
+This process keeps the expected outputs and grades what comes back (`grader.py`).
+
+``run_many`` keeps every worker busy. A program's tests go to one worker as one message and
+come back one result at a time; after a failure that ends the program
+(``stop_on_first_failure``) the rest is cancelled. When there are fewer programs than idle
+workers, a program's tests are split across them; results after the first failure are
+dropped, so a result never depends on timing.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,8 +25,9 @@ import time
 import warnings
 import weakref
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from mars2_env.execution import protocol, sandbox
 from mars2_env.execution.feedback import clip, tail_lines
@@ -31,7 +36,7 @@ from mars2_env.execution.results import ExecutionResult, TestResult, Verdict
 from mars2_env.execution.server import DEFAULT_PRELOAD
 from mars2_env.problems import Problem, TestCase
 
-SANDBOXES = ("auto", "namespaces", "basic")
+SANDBOXES = ("auto", "namespaces", "bwrap", "basic")
 _ANSWER_GRACE_S = 30.0   # a worker silent this long after a test's wall limit is replaced
 _READY_TIMEOUT_S = 180.0
 _warned = False
@@ -81,30 +86,34 @@ class Limits:
 class _Worker:
     """Handle on one server process."""
 
-    def __init__(self, mode: str, limits: Limits):
+    def __init__(self, mode: str, limits: Limits, nproc_base: int = 0):
         cmd_r, self.cmd_w = os.pipe()
         self.res_r, res_w = os.pipe()
         pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        pkg_parent = os.path.dirname(pkg_dir)
+        # nothing of this process's environment reaches the server (or the programs)
         env = {"PATH": sandbox.CHILD_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-               "PYTHONPATH": pkg_parent, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONUTF8": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1"}
+               "MKL_NUM_THREADS": "1",
+               "LD_BIND_NOW": "1"}  # resolve symbols once, not by writing the GOT in each child
+        argv = [sys.executable, "-B", "-s", "-c", _BOOT, pkg_dir]
+        if mode == "bwrap":
+            argv = sandbox.bwrap_command(argv, pkg_dir)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-B", "-s", "-c", _BOOT, pkg_dir],
-                stdin=cmd_r, stdout=res_w, env=env, cwd="/", start_new_session=True, close_fds=True)
+                argv, stdin=cmd_r, stdout=res_w, env=env, cwd="/", start_new_session=True, close_fds=True)
         finally:
             os.close(cmd_r)
             os.close(res_w)
         self.mode = mode
+        self.nproc_base = nproc_base
         self.ready = False
         self.scratch: str | None = None
         self.error: str | None = None
         self.run: _Run | None = None
         self.deadline = 0.0
         protocol.send(self.cmd_w, {"mode": mode, "scratch_mb": limits.scratch_mb,
-                                   "preload": list(limits.preload)})
+                                   "preload": list(limits.preload), "nproc_base": nproc_base})
 
     def wait_ready(self) -> None:
         if self.ready or self.error:
@@ -123,21 +132,22 @@ class _Worker:
         else:
             self.error = msg.get("error") or "worker server failed to start"
 
-    def close(self, wait: bool = True) -> None:
+    def close(self) -> None:
+        """Close our ends of the pipes: the server sees end-of-file, cleans up and exits."""
         for fd in (self.cmd_w, self.res_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
         self.cmd_w = self.res_r = -1
-        if not wait:
-            return
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Wait for the server to exit (kill it when it does not), then remove what it left."""
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-        if self.mode == "basic" and self.scratch:  # normally removed by the server itself
-            sandbox.remove_tree(os.path.dirname(self.scratch))
+        self.remove_leftovers()
 
     def kill(self) -> None:
         try:
@@ -149,6 +159,19 @@ class _Worker:
         except OSError:
             pass
         self.proc.wait()
+        self.remove_leftovers()
+
+    def remove_leftovers(self) -> None:
+        """After the server died: its sandbox processes and (basic mode) scratch directory.
+
+        Processes forked for tests die with their parent, but a daemonised grandchild does
+        not; in namespaces mode it still runs as this server's uids, which nothing else uses.
+        """
+        if self.mode == "namespaces" and self.ready:
+            for uid in sandbox.server_uids(self.proc.pid):
+                sandbox.kill_uid_by_scan(uid)
+        if self.mode == "basic" and self.scratch:  # (bwrap's /tmp vanished with it)
+            sandbox.remove_tree(os.path.dirname(self.scratch))
 
 
 class _Pool:
@@ -159,17 +182,11 @@ class _Pool:
         self.workers: list[_Worker] = []
 
     def close(self) -> None:
-        mine = os.getpid() == self.pid
         for w in self.workers:
-            w.close(wait=False)
-        if mine:
+            w.close()
+        if os.getpid() == self.pid:  # a forked copy must not wait for (or kill) our servers
             for w in self.workers:
-                try:
-                    w.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    w.kill()
-                if w.mode == "basic" and w.scratch:
-                    sandbox.remove_tree(os.path.dirname(w.scratch))
+                w.finish()
         self.workers = []
 
 
@@ -227,9 +244,10 @@ class Executor:
     """Run untrusted programs against a problem's tests; a context manager.
 
     ``max_workers`` worker servers (default: one per available core) each fork a fresh,
-    isolated process per test. ``sandbox``: ``"auto"`` (namespaces when running as root, else
-    basic with a one-time warning), ``"namespaces"`` (error if unavailable) or ``"basic"``.
-    Other keyword arguments are `Limits` fields.
+    isolated process per test. ``sandbox``: ``"auto"`` (the best that works here: namespaces
+    when running as root, else bubblewrap if installed, else basic with a one-time warning),
+    ``"namespaces"``, ``"bwrap"`` (errors if unavailable) or ``"basic"``. Other keyword
+    arguments are `Limits` fields.
     """
 
     def __init__(self, max_workers: int | None = None, sandbox: str = "auto", **limits: Any):
@@ -259,7 +277,7 @@ class Executor:
         self._run_ids = 0
 
     # ---------------------------------------------------------------- life cycle
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -270,16 +288,23 @@ class Executor:
         self._closed = True
         self._finalizer()
 
-    def _requested_mode(self) -> str:
+    def _modes(self) -> list[str]:
+        """Sandbox modes to try, best first (``auto``: namespaces, bubblewrap, basic)."""
         if self.sandbox == "basic":
-            return "basic"
+            return ["basic"]
+        if self.sandbox == "bwrap":
+            if shutil.which("bwrap") is None:
+                raise RuntimeError("sandbox='bwrap' needs bubblewrap (the `bwrap` program) on PATH")
+            return ["bwrap"]
         reason = _namespaces_unavailable_reason()
-        if reason is None:
-            return "namespaces"
         if self.sandbox == "namespaces":
-            raise RuntimeError(f"sandbox='namespaces' is unavailable here: {reason}")
-        _warn_degraded(reason)
-        return "basic"
+            if reason is not None:
+                raise RuntimeError(f"sandbox='namespaces' is unavailable here: {reason}")
+            return ["namespaces"]
+        modes = [] if reason is not None else ["namespaces"]
+        if shutil.which("bwrap") is not None:
+            modes.append("bwrap")
+        return modes + ["basic"]
 
     def _start(self) -> None:
         if self._closed:
@@ -291,30 +316,29 @@ class Executor:
             self._finalizer = weakref.finalize(self, self._pool.close)
         if self._pool.workers:
             return
-        mode = self.mode or self._requested_mode()
-        self._pool.workers = [_Worker(mode, self.limits) for _ in range(self.max_workers)]
-        for w in self._pool.workers:
-            w.wait_ready()
-        errors = [w.error for w in self._pool.workers if w.error]
-        if errors and mode == "namespaces" and self.sandbox == "auto":
-            self._pool.close()
-            _warn_degraded(f"the namespace sandbox failed to start: {errors[0]}")
-            mode = "basic"
-            self._pool.workers = [_Worker(mode, self.limits) for _ in range(self.max_workers)]
+        modes = [self.mode] if self.mode else self._modes()
+        failures = []  # why the better sandboxes are not used (for the warning)
+        if self.sandbox == "auto" and _namespaces_unavailable_reason() is not None:
+            failures.append(str(_namespaces_unavailable_reason()))
+        for mode in modes:
+            nproc = 0 if mode == "namespaces" else sandbox.count_user_tasks(os.getuid())
+            self._pool.workers = [_Worker(mode, self.limits, nproc) for _ in range(self.max_workers)]
             for w in self._pool.workers:
                 w.wait_ready()
             errors = [w.error for w in self._pool.workers if w.error]
-        if errors:
+            if not errors:
+                if mode == "basic" and self.sandbox == "auto" and self.mode is None:
+                    _warn_degraded("; ".join(failures) or "unknown reason")
+                self.mode = mode
+                return
             self._pool.close()
-            raise RuntimeError(f"executor worker failed to start ({mode} sandbox): {errors[0]}")
-        self.mode = mode
+            failures.append(f"the {mode} sandbox failed to start: {errors[0]}")
+        raise RuntimeError(f"executor workers failed to start: {'; '.join(failures)}")
 
     def _replace(self, w: _Worker) -> _Worker:
-        w.close(wait=False)
+        w.close()
         w.kill()
-        if w.mode == "basic" and w.scratch:
-            sandbox.remove_tree(os.path.dirname(w.scratch))
-        fresh = _Worker(w.mode, self.limits)
+        fresh = _Worker(w.mode, self.limits, w.nproc_base)
         i = self._pool.workers.index(w)
         self._pool.workers[i] = fresh
         return fresh
@@ -629,5 +653,6 @@ def _warn_degraded(reason: str) -> None:
         f"mars2 executor: the namespace sandbox is unavailable ({reason}). Programs run with "
         "rlimits, a new session, a scrubbed environment and a scratch directory only: they can "
         "reach the network, read and write this user's files and signal this user's processes. "
-        "Run as root for the full sandbox, or pass sandbox='basic' to accept this silently.",
+        "Run as root for the full sandbox, install bubblewrap (bwrap) for a user-level one, or "
+        "pass sandbox='basic' to accept this silently.",
         RuntimeWarning, stacklevel=4)

@@ -39,7 +39,7 @@ def lines_match(actual: str, expected: str) -> bool:
     got, want = _stripped_lines(actual), _stripped_lines(expected)
     if len(got) != len(want):
         return False
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         if g == w:
             continue
         gd = _decimals(g)

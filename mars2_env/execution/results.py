@@ -39,7 +39,7 @@ class TestResult:
                 "actual": self.actual, "error": self.error}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TestResult":
+    def from_dict(cls, d: dict[str, Any]) -> TestResult:
         return cls(Verdict(d["verdict"]), d.get("input", ""), d.get("expected", ""),
                    d.get("actual", ""), d.get("error", ""))
 
@@ -70,6 +70,6 @@ class ExecutionResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExecutionResult":
+    def from_dict(cls, d: dict[str, Any]) -> ExecutionResult:
         return cls(Verdict(d["verdict"]), int(d["passed"]), int(d["total"]), float(d["reward"]),
                    [TestResult.from_dict(t) for t in d.get("tests", [])])

@@ -1,20 +1,26 @@
 """Process isolation for one worker server and for each test child it forks.
 
-Two modes:
+Three modes:
 
 ``namespaces`` (root with CAP_SYS_ADMIN). The worker server, once at start-up, unshares
 mount, network, IPC and UTS namespaces and builds a read-only *jail*: a small tmpfs holding
 read-only bind mounts of /usr, /etc, the Python installation(s) and site-packages (not the
 project tree or its data), a few device nodes, a private procfs with ``hidepid=2`` and a
-size-capped tmpfs for the scratch directory. Each test child then chroots into the jail,
-drops to a uid/gid used by no other process (``UID_BASE + server pid``), so it cannot signal
-the server or touch files outside its scratch directory, and runs with no network (a fresh
-net namespace has only a down loopback). Left-over processes (daemonised grandchildren) are
-all killed at once with ``kill(-1, SIGKILL)`` from a helper running as that uid.
+size-capped tmpfs for the scratch directory. Each test child chroots into the jail and drops
+to a uid/gid no other process uses (`server_uids`: two per server, alternating between tests,
+so the next test's process can already wait while the last one's left-overs are swept). So
+it cannot signal the server or touch files outside its scratch directory, and it has no
+network (a fresh net namespace has only a down loopback). Left-over processes (daemonised
+grandchildren) are all killed at once with ``kill(-1, SIGKILL)`` from a helper running as
+that uid.
+
+``bwrap`` (bubblewrap installed, any user). The worker server runs inside bubblewrap (new
+user, pid, net, IPC and UTS namespaces, no capabilities, a read-only view of the system and
+the Python installation, a private /tmp); inside, as ``basic``.
 
 ``basic`` (anything else). Same rlimits, new session, scrubbed environment and a private
 scratch directory, but the program runs as the calling user, can use the network and can
-write wherever that user can. Left-overs are found through the server being a child
+write wherever that user can. Left-overs are found through the zygote being a child
 subreaper and killed one by one.
 """
 
@@ -31,7 +37,12 @@ import sys
 import threading
 from dataclasses import dataclass
 
-UID_BASE = 0x6D320000  # 1832026112: far above any real account; + server pid makes it unique
+UID_BASE = 0x6D320000  # 1832026112: far above any real account; + 2 * server pid: unique
+
+
+def server_uids(server_pid: int) -> tuple[int, int]:
+    """The two sandbox uids of the server with this pid (tests alternate between them)."""
+    return UID_BASE + 2 * server_pid, UID_BASE + 2 * server_pid + 1
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x04000000, 0x08000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -63,7 +74,8 @@ def unshare(flags: int) -> None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
           data: str | None = None) -> None:
-    enc = (lambda s: None if s is None else os.fsencode(s))
+    def enc(s: str | None) -> bytes | None:
+        return None if s is None else os.fsencode(s)
     _check(libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
            f"mount {target}")
 
@@ -136,11 +148,11 @@ class ChildLimits:
 class Sandbox:
     """A worker server's sandbox state (built once by `setup`)."""
 
-    mode: str                  # "namespaces" | "basic"
+    mode: str                  # "namespaces" | "bwrap" | "basic"
     scratch: str               # scratch dir path as the server sees it
     child_scratch: str         # ... and as the child sees it (after chroot)
     jail: str | None = None    # chroot target (namespaces mode)
-    uid: int | None = None     # sandbox uid (namespaces mode)
+    uids: tuple[int, int] | None = None  # sandbox uids (namespaces mode)
     nproc_base: int = 0        # processes the user already runs (basic mode NPROC offset)
 
     # ---------------------------------------------------------------- once, in the server
@@ -152,45 +164,48 @@ class Sandbox:
         os.umask(0o022)
 
     # ---------------------------------------------------------------- per test, in the child
-    def enter_child(self, fds: tuple[int, ...]) -> None:
-        """Right after the fork, before the test is known: new session, fds, jail.
+    def enter_child(self, fds: tuple[int, ...], uid: int | None, limits: ChildLimits) -> None:
+        """Right after the fork, before the test is known: new session, fds, jail, the
+        unprivileged ``uid`` and the rlimits (those of the job running while it was forked).
 
         ``fds`` become fds 0.. (stdin, stdout, stderr, status, go-pipe); every other fd is
-        closed. The child keeps the server's uid until `start_child`, so a sweep of left-over
-        sandbox processes cannot hit it while it waits. Raises OSError if anything fails.
+        closed. Raises OSError if anything fails.
         """
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         os.closerange(len(fds), 1 << 20)
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote while it waits
         if self.jail is not None:
             os.chroot(self.jail)
-            os.chdir("/")
-
-    def start_child(self, limits: ChildLimits) -> None:
-        """Once the test is known: scratch dir, unprivileged uid, rlimits."""
-        os.chdir(self.child_scratch)
-        if self.uid is not None:
+        os.chdir("/")
+        if uid is not None:
             os.setgroups([])
-            os.setresgid(self.uid, self.uid, self.uid)
-            os.setresuid(self.uid, self.uid, self.uid)
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
             _prctl(PR_SET_DUMPABLE, 1)  # the uid change made /proc/self root-owned
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
-        setr = resource.setrlimit
-        setr(resource.RLIMIT_CORE, (0, 0))
-        setr(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        setr(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
-        setr(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        nproc = limits.processes + (self.nproc_base if self.mode == "basic" else 0)
-        setr(resource.RLIMIT_NPROC, (nproc, nproc))
-        setr(resource.RLIMIT_AS, (limits.address_space, limits.address_space))
-        setr(resource.RLIMIT_DATA, (limits.address_space, limits.address_space))
+        nproc = limits.processes + (self.nproc_base if self.mode != "namespaces" else 0)
+        for res, soft, hard in (
+                (resource.RLIMIT_CORE, 0, 0),
+                (resource.RLIMIT_CPU, limits.cpu_s, limits.cpu_s + 1),
+                (resource.RLIMIT_FSIZE, limits.file_size, limits.file_size),
+                (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
+                (resource.RLIMIT_NPROC, nproc, nproc),
+                (resource.RLIMIT_AS, limits.address_space, limits.address_space),
+                (resource.RLIMIT_DATA, limits.address_space, limits.address_space)):
+            cap = resource.getrlimit(res)[1]  # without privileges a hard limit only goes down
+            if cap != resource.RLIM_INFINITY:
+                soft, hard = min(soft, cap), min(hard, cap)
+            resource.setrlimit(res, (soft, hard))
+
+    def start_child(self) -> None:
+        """Once the test is known: into the (freshly emptied) scratch directory."""
+        os.chdir(self.child_scratch)
 
     # ---------------------------------------------------------------- per test, in the server
-    def reset_scratch(self) -> None:
-        """Empty the scratch dir and restore its owner/mode after a test."""
-        want_uid = self.uid if self.uid is not None else os.getuid()
+    def reset_scratch(self, uid: int | None) -> None:
+        """Empty the scratch dir, owned by ``uid`` (the next test's) with mode 0700."""
+        want_uid = uid if uid is not None else os.getuid()
         try:
             st = os.lstat(self.scratch)
             if not stat.S_ISDIR(st.st_mode):
@@ -200,25 +215,23 @@ class Sandbox:
             os.mkdir(self.scratch, 0o700)
             st = os.lstat(self.scratch)
         if st.st_uid != want_uid or stat.S_IMODE(st.st_mode) != 0o700:
-            if self.uid is not None:
-                os.chown(self.scratch, self.uid, self.uid)
+            if uid is not None:
+                os.chown(self.scratch, uid, uid)
             os.chmod(self.scratch, 0o700)
         with os.scandir(self.scratch) as it:
             names = [e.name for e in it]
         for name in names:
             remove_tree(os.path.join(self.scratch, name))
 
-    def kill_leftovers(self, keep: int | None = None) -> None:
-        """Kill every process a test left behind and reap it; ``keep`` is the waiting child.
-
-        As child subreaper the server inherits every orphan, so its children list shows them.
-        """
+    def kill_leftovers(self) -> None:
+        """At server exit: kill and reap every child left (as child subreaper the server
+        inherits the orphans of a zygote that died)."""
         for _ in range(10000):
-            pids = [p for p in child_pids() if p != keep]
+            pids = child_pids()
             if not pids:
                 return
-            if self.uid is not None:
-                kill_all_of_uid(self.uid)  # all at once; none of them can fork past it
+            for uid in self.uids or ():
+                kill_all_of_uid(uid)  # all at once; none of them can fork past it
             for pid in pids:
                 for kill in (os.kill, os.killpg):
                     try:
@@ -234,7 +247,7 @@ class Sandbox:
     def close(self) -> None:
         """Final clean-up when the server exits."""
         self.kill_leftovers()
-        if self.mode == "basic":
+        if self.mode != "namespaces":
             remove_tree(os.path.dirname(self.scratch))
 
 
@@ -262,6 +275,28 @@ def kill_all_of_uid(uid: int) -> None:
             return
         except InterruptedError:
             continue
+
+
+def kill_uid_by_scan(uid: int, rounds: int = 5) -> None:
+    """SIGKILL every process of ``uid`` found in /proc (from a process that may signal them).
+
+    For a server that died with sandbox processes of its uid still running; RLIMIT_NPROC
+    bounds how many a fork loop can make between the rounds.
+    """
+    for _ in range(rounds):
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
+                os.kill(int(name), signal.SIGKILL)
+                found = True
+            except OSError:
+                continue
+        if not found:
+            return
 
 
 def child_pids(parent: int | None = None) -> list[int]:
@@ -363,18 +398,45 @@ def namespaces_unavailable_reason() -> str | None:
     return None
 
 
-def setup(mode: str, scratch_mb: int) -> Sandbox:
-    """Build the sandbox for this server process; ``mode`` is "namespaces" or "basic"."""
+def setup(mode: str, scratch_mb: int, nproc_base: int | None = None) -> Sandbox:
+    """Build the sandbox for this server process: "namespaces", "bwrap" (the server already
+    runs inside bubblewrap; the rest is as "basic") or "basic". ``nproc_base``: processes the
+    user runs already (RLIMIT_NPROC counts them; measured here when not given)."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     if mode == "namespaces":
         return _setup_namespaces(scratch_mb)
+    if nproc_base is None:
+        nproc_base = count_user_tasks(os.getuid())
     tmp = os.environ.get("TMPDIR") or "/tmp"
     base = os.path.join(tmp, f"mars2-exec-{os.getpid()}-{os.urandom(4).hex()}")
     os.mkdir(base, 0o700)
     scratch = os.path.join(base, "scratch")
     os.mkdir(scratch, 0o700)
     os.chmod(base, 0o711)
-    return Sandbox("basic", scratch, scratch, nproc_base=count_user_tasks(os.getuid()) + 16)
+    return Sandbox(mode, scratch, scratch, nproc_base=nproc_base + 16)
+
+
+def bwrap_command(argv: list[str], pkg_dir: str) -> list[str]:
+    """``argv`` wrapped in bubblewrap: new user/pid/net/ipc/uts namespaces, no capabilities, a
+    read-only view of the system and the Python installation (not the project or its data),
+    a private /tmp, and death with the executor."""
+    cmd = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL",
+           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for top in ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = "/" + top
+        if os.path.islink(host):
+            cmd += ["--symlink", os.readlink(host), host]
+        elif os.path.isdir(host):
+            cmd += ["--ro-bind", host, host]
+    bound = ["/usr", "/etc"]
+    for root in _python_roots() + [os.path.join(pkg_dir, "execution")]:
+        if not any(root == b or root.startswith(b + "/") for b in bound):
+            cmd += ["--ro-bind", root, root]
+            bound.append(root)
+    data = os.path.join(pkg_dir, "data")
+    if any(data.startswith(b + "/") for b in bound) and os.path.isdir(data):
+        cmd += ["--tmpfs", data]  # an installed package: hide its test data
+    return cmd + ["--chdir", "/", "--"] + argv
 
 
 def _python_roots() -> list[str]:
@@ -438,11 +500,11 @@ def _setup_namespaces(scratch_mb: int) -> Sandbox:
           f"mode=0711,size={int(scratch_mb)}m,nr_inodes=16384")
     for fd in list(sources.values()) + list(devs.values()):
         os.close(fd)
-    uid = UID_BASE + os.getpid()
-    box = Sandbox("namespaces", jail + SCRATCH_IN_JAIL, SCRATCH_IN_JAIL, jail=jail, uid=uid)
-    kill_all_of_uid(uid)  # a previous server with our pid may have left processes behind
+    uids = server_uids(os.getpid())
+    box = Sandbox("namespaces", jail + SCRATCH_IN_JAIL, SCRATCH_IN_JAIL, jail=jail, uids=uids)
+    for uid in uids:  # a previous server with our pid may have left processes behind
+        kill_all_of_uid(uid)
     os.mkdir(box.scratch, 0o700)
-    os.chown(box.scratch, uid, uid)
     return box
 
 

@@ -1,8 +1,8 @@
 """Warm worker server: pre-imports the usual modules once, then forks one child per test.
 
-Started by `Executor` as ``python -c "from mars2_env.execution.server import main; main()"``
-with a scrubbed environment. It reads commands on its stdin and writes results on its stdout;
-both are moved to high fds and replaced by /dev/null so nothing printed can corrupt them.
+Started by `Executor` (a fresh interpreter with a scrubbed environment, see ``_BOOT`` there).
+It reads commands on its stdin and writes results on its stdout; both are moved to high fds
+and replaced by /dev/null so nothing printed can corrupt them.
 
 Protocol (frames of `protocol`): the executor sends ``job`` (one program and a run of its
 tests); the server answers one ``result`` per test as soon as it is known, then ``done``. A
@@ -11,9 +11,10 @@ running test and ends the job early. Grading happens in the executor: the expect
 never enter this process, so a child cannot read them from memory it inherited.
 
 Children are forked by a zygote (see `zygote.py`), a copy of this server made once after the
-imports. The next child is forked and jailed while the current test runs; it waits on a pipe
-for its test, then takes the sandbox uid and its rlimits and runs. So the fork is off the
-critical path, and every test still gets a fresh process.
+imports. The next child is forked, jailed, given a sandbox uid (not the one of the test now
+running) and the job's rlimits while the current test runs; it then waits on a pipe for its
+test. So the fork and the set-up are off the critical path, and every test still gets a
+fresh process.
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class _Next:
     pid: int | None
     go_w: int
     fds: tuple[int, int, int, int]  # memfds: stdin, stdout, stderr, status
+    uid: int | None                 # the sandbox uid it already runs as (namespaces mode)
+    limits: tuple                   # the rlimits it already has (`sandbox.ChildLimits` fields)
 
 
 class Server:
     def __init__(self, cmd_fd: int, res_fd: int, config: dict):
         self.cmd_fd, self.res_fd = cmd_fd, res_fd
-        self.box = sandbox.setup(config["mode"], int(config.get("scratch_mb", 256)))
+        self.box = sandbox.setup(config["mode"], int(config.get("scratch_mb", 256)),
+                                 config.get("nproc_base"))
         self.preload(config.get("preload", DEFAULT_PRELOAD))
         self.box.prepare_server()
         self.prelude = harness.prelude_builtins()  # held here: a child must not free it
@@ -81,6 +85,8 @@ class Server:
         self.job_id = None
         self.zsock: socket.socket | None = None
         self.zpid = 0
+        self.turn = 0  # alternates the sandbox uid between consecutive tests
+        self.limits: tuple = (60.0, 61, self.base_vm + (1 << 30), 1 << 25, 64, 256)  # until a job says
 
     def start_zygote(self) -> None:
         """Fork the zygote (call after the imports and gc.freeze)."""
@@ -90,8 +96,11 @@ class Server:
         if pid == 0:
             try:
                 ours.close()
-                for fd in (self.cmd_fd, self.res_fd):
-                    os.close(fd)
+                for fd in (self.cmd_fd, self.res_fd):  # the zygote never talks to the executor
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
                 zygote.serve(theirs, self.box, fork, self._child)
             finally:
                 os._exit(0)
@@ -110,20 +119,37 @@ class Server:
 
     # ---------------------------------------------------------------- the next child
     def prefork(self) -> None:
-        """Ask the zygote for the child of the next test (it blocks until `run_test` sends it)."""
+        """Ask the zygote for the child of the next test, set up with the sandbox uid not used
+        by the test now running and the current job's rlimits; it blocks until `run_test`
+        sends it its test."""
         if self.next is not None:
             return
+        uid = None
+        if self.box.uids is not None:
+            self.turn ^= 1
+            uid = self.box.uids[self.turn]
         fds = tuple(os.memfd_create(n, os.MFD_CLOEXEC) for n in ("stdin", "stdout", "stderr", "status"))
         go_r, go_w = os.pipe()
         try:
-            socket.send_fds(self.zsock, [zygote.OP_FORK], list(fds) + [go_r])
+            socket.send_fds(self.zsock, [zygote.OP_FORK + marshal.dumps((uid, self.limits))],
+                            list(fds) + [go_r])
         except OSError:
             for fd in fds + (go_w,):
                 os.close(fd)
             raise ZygoteLost from None
         finally:
             os.close(go_r)
-        self.next = _Next(None, go_w, fds)  # type: ignore[arg-type]
+        self.next = _Next(None, go_w, fds, uid, self.limits)  # type: ignore[arg-type]
+
+    def _drop_next(self) -> None:
+        """Let the waiting child go unused (its rlimits are not the ones needed now)."""
+        pid = self._next_pid()
+        nxt, self.next = self.next, None
+        os.close(nxt.go_w)  # end of file: it exits
+        for fd in nxt.fds:
+            os.close(fd)
+        if pid is not None and pid > 0:
+            self._zygote(zygote.pack_pids(zygote.OP_REAP, [pid]))
 
     def _next_pid(self) -> int | None:
         """The pid of the pending child, reading the zygote's answer if not read yet."""
@@ -143,13 +169,14 @@ class Server:
         except OSError:
             raise ZygoteLost from None
 
-    def _child(self, fds: tuple[int, ...]) -> None:
-        """In the forked child (``fds``: 4 memfds and the go-pipe's read end): isolate, wait
-        for the test, run it; never returns."""
+    def _child(self, fds: tuple[int, ...], setup: bytes) -> None:
+        """In the forked child (``fds``: 4 memfds and the go-pipe's read end; ``setup``: its
+        uid and rlimits): isolate, wait for the test, run it; never returns."""
         status = 1
         try:
             try:
-                self.box.enter_child(fds)
+                uid, limits = marshal.loads(setup)
+                self.box.enter_child(fds, uid, sandbox.ChildLimits(*limits))
             except BaseException as e:
                 _setup_failed(3, e, fallback=fds[3])
             chunks = []
@@ -163,7 +190,7 @@ class Server:
                 os._exit(0)
             spec, code_bytes = marshal.loads(b"".join(chunks))
             try:
-                self.box.start_child(sandbox.ChildLimits(**spec.pop("limits")))
+                self.box.start_child()
             except BaseException as e:
                 _setup_failed(3, e)
             code = marshal.loads(code_bytes)
@@ -210,13 +237,16 @@ class Server:
     def run_test(self, h: dict, test: dict, source: str, code: bytes,
                  stdin: bytes) -> tuple[dict, list[bytes]]:
         fsize = int(h["output_limit"])
-        limits = {"wall_s": float(h["wall_s"]), "cpu_s": int(h["cpu_s"]),
-                  "address_space": self.base_vm + int(h["memory"]), "file_size": fsize,
-                  "processes": int(h["processes"]), "open_files": int(h["open_files"])}
+        wall_s, cpu_s = float(h["wall_s"]), int(h["cpu_s"])
+        limits = (wall_s, cpu_s, self.base_vm + int(h["memory"]), fsize, int(h["processes"]),
+                  int(h["open_files"]))  # sandbox.ChildLimits fields, in order
         spec = {"kind": h["kind"], "entry_point": h.get("entry_point"),
                 "input": test.get("input", ""), "nonce": test.get("nonce"), "source": source,
-                "prelude": h.get("prelude", True), "limits": limits}
-        payload = marshal.dumps((spec, code))
+                "prelude": h.get("prelude", True)}
+        payload = marshal.dumps((spec, code))  # a child unmarshals the code object
+        if self.next is not None and self.next.limits != limits:
+            self._drop_next()
+        self.limits = limits
         for attempt in range(2):
             self.prefork()
             pid = self._next_pid()
@@ -225,6 +255,7 @@ class Server:
             try:
                 if pid is None or pid < 0:
                     return _failed("fork failed")
+                self.box.reset_scratch(nxt.uid)  # emptied, and owned by this test's uid
                 if stdin:
                     os.pwrite(nxt.fds[0], stdin, 0)
                 try:
@@ -235,8 +266,8 @@ class Server:
                 finally:
                     os.close(nxt.go_w)
                 self.prefork()  # the zygote forks the next child while this test runs
-                exit_code, sig, timed_out, cpu = self._wait(pid, limits["wall_s"] if started else 60.0)
-                self._clean_up_after(pid)
+                exit_code, sig, timed_out, cpu = self._wait(pid, nxt.uid, wall_s if started else 60.0)
+                self._clean_up_after(pid, nxt.uid)
                 fds = nxt.fds
                 st_size = os.fstat(fds[3]).st_size
                 status = os.pread(fds[3], min(st_size, fsize), 0)
@@ -251,26 +282,27 @@ class Server:
             finally:
                 for fd in nxt.fds:
                     os.close(fd)
-                self.box.reset_scratch()
             if status.startswith(SETUP_FAILED):
                 return _failed(status[len(SETUP_FAILED):].decode("utf-8", "replace"))
             if not started:
                 return _failed("the sandboxed process died before its test started")
             header = {"exit": exit_code, "signal": sig, "timed_out": timed_out,
-                      "cpu_limited": cpu >= limits["cpu_s"] or sig == signal.SIGXCPU,
+                      "cpu_limited": cpu >= cpu_s or sig == signal.SIGXCPU,
                       "output_limited": capped, "setup_error": None}
             return header, [stdout, stderr, status]
         return _failed("unreachable")  # pragma: no cover
 
-    def _clean_up_after(self, pid: int) -> None:
+    def _clean_up_after(self, pid: int, uid: int | None) -> None:
         """Reap the finished child; kill and reap whatever it left behind (synchronously)."""
         waiting = self._next_pid()
         if any(p not in (pid, waiting) for p in sandbox.child_pids(self.zpid)):
-            self._zygote(zygote.pack_pids(zygote.OP_SWEEP, [waiting] if waiting else []), answer=True)
+            keep = [waiting] if waiting else []
+            self._zygote(zygote.pack_pids(zygote.OP_SWEEP, [-1 if uid is None else uid] + keep),
+                         answer=True)
         else:
             self._zygote(zygote.pack_pids(zygote.OP_REAP, [pid]))
 
-    def _wait(self, pid: int, wall_s: float) -> tuple[int | None, int | None, bool, float]:
+    def _wait(self, pid: int, uid: int | None, wall_s: float) -> tuple[int | None, int | None, bool, float]:
         """Wait up to ``wall_s`` for the child to exit and SIGKILL it when late; read its exit
         status and CPU time from ``/proc`` (the zygote, its parent, reaps it afterwards).
 
@@ -314,7 +346,7 @@ class Server:
         except (OSError, IndexError, ValueError):  # not expected: it is our zombie
             status, ticks = signal.SIGKILL, 0
         if cancelled:
-            self._clean_up_after(pid)
+            self._clean_up_after(pid, uid)
             raise Cancelled
         exit_code, sig = _decode_status(status)
         return exit_code, sig, timed_out, ticks / _TICKS

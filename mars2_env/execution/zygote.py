@@ -7,10 +7,10 @@ the server after the imports, does nearly nothing between forks, so it pays almo
 the server, which no longer forks, pays none at all.
 
 It talks to the server over a SOCK_SEQPACKET socket:
-``F`` + fds (stdin, stdout, stderr, status memfds, go-pipe read end) -> fork a waiting child,
-answer its pid; ``R`` + pids -> reap those (exited) children; ``S`` + pids -> kill and reap
-every child except those pids (left-overs of a test), answer ``s``. End of file -> kill
-every child and exit. Exit statuses are read by the server from ``/proc/PID/stat`` of the
+``F`` + set-up bytes + fds (stdin, stdout, stderr, status memfds, go-pipe read end) -> fork a
+waiting child, answer its pid; ``R`` + pids -> reap those (exited) children; ``S`` + uid +
+pids -> kill every process of that sandbox uid, then kill and reap every child except those
+pids (left-overs of a test), answer ``s``. End of file -> kill every child and exit. Exit statuses are read by the server from ``/proc/PID/stat`` of the
 zombie before it asks for the reap, so no answer is needed on the common path.
 """
 
@@ -20,7 +20,7 @@ import os
 import signal
 import socket
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from mars2_env.execution import sandbox
 
@@ -37,7 +37,7 @@ def unpack_pids(data: bytes) -> list[int]:
 
 
 def serve(sock: socket.socket, box: sandbox.Sandbox, fork: Callable[[], int],
-          child: Callable[[tuple[int, ...]], None]) -> None:
+          child: Callable[[tuple[int, ...], bytes], None]) -> None:
     """The zygote's loop (never returns)."""
     sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)  # orphans of a test come back here
     sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the server
@@ -54,7 +54,7 @@ def serve(sock: socket.socket, box: sandbox.Sandbox, fork: Callable[[], int],
                 pid = -1
             if pid == 0:
                 sock.close()
-                child(tuple(fds))
+                child(tuple(fds), msg[1:])
             for fd in fds:
                 os.close(fd)
             sock.send(_PIDS.pack(pid))
@@ -62,21 +62,24 @@ def serve(sock: socket.socket, box: sandbox.Sandbox, fork: Callable[[], int],
             for pid in unpack_pids(msg):
                 _reap(pid)
         elif op == OP_SWEEP:
-            sweep(box, keep=set(unpack_pids(msg)))
+            uid, *keep = unpack_pids(msg)
+            sweep(uid if uid >= 0 else None, keep=set(keep))
             sock.send(b"s")
         else:  # the server went away
-            sweep(box, keep=set())
+            for uid in box.uids or (None,):
+                sweep(uid, keep=set())
             os._exit(0)
 
 
-def sweep(box: sandbox.Sandbox, keep: set[int]) -> None:
-    """Kill and reap every child (and every orphan that becomes one) not in ``keep``."""
+def sweep(uid: int | None, keep: set[int]) -> None:
+    """Kill and reap every child (and every orphan that becomes one) not in ``keep``; with a
+    sandbox ``uid``, first kill every process of it at once (none can fork past that)."""
     for _ in range(10000):
         pids = [p for p in sandbox.child_pids() if p not in keep]
         if not pids:
             return
-        if box.uid is not None:
-            sandbox.kill_all_of_uid(box.uid)  # all at once; none of them can fork past it
+        if uid is not None:
+            sandbox.kill_all_of_uid(uid)
         for pid in pids:
             for kill in (os.kill, os.killpg):
                 try:
