@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import socket
 import threading
 import time
@@ -286,3 +287,34 @@ def test_daemons_die_with_a_worker_killed_mid_test():
         assert "worker died" in results[0].tests[0].error
         assert not any(_alive(pid) for pid in victims)
         assert ex.run(OK, "print('ok')").verdict == Verdict.PASSED
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0,
+                    reason="the namespaces jail needs root")
+def test_interpreter_under_tmp_stays_importable_in_the_jail(tmp_path):
+    """A venv inside a checkout under /tmp (as CI may clone) must not be hidden by the private
+    /tmp of the jail: a module only in that venv's site-packages imports in the program."""
+    import subprocess
+    import venv
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert site.startswith(str(tmp_path))
+    with open(os.path.join(site, "mars2_probe_module.py"), "w") as f:
+        f.write("VALUE = 'from-tmp-venv'\n")
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (
+        "from mars2_env.execution.executor import Executor\n"
+        "from mars2_env.problems import Problem, TestCase\n"
+        "p = Problem(id='p', statement='s', public_tests=[TestCase('', 'from-tmp-venv\\n')])\n"
+        "with Executor(max_workers=1, sandbox='namespaces') as ex:\n"
+        "    r = ex.run(p, 'import mars2_probe_module\\nprint(mars2_probe_module.VALUE)')\n"
+        "    print(r.verdict.value, r.tests[0].error[-300:])\n")
+    deps = os.pathsep.join([project] + [p for p in sys.path if p.endswith("site-packages")])
+    res = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": deps})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split()[0] == "passed", res.stdout

@@ -474,6 +474,11 @@ def _setup_namespaces(scratch_mb: int) -> Sandbox:
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # mars2_env: hide its data
     jail = "/tmp"
     mount("mars2-jail", jail, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=8m")
+    # the private /tmp first: sources that live under /tmp (a venv in a checkout there) are
+    # bound on top of it below instead of being hidden by it
+    os.makedirs(jail + "/tmp", exist_ok=True)
+    mount("mars2-scratch", jail + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+          f"mode=0711,size={int(scratch_mb)}m,nr_inodes=16384")
     for path, host in binds:
         target = jail + path
         if host.startswith("link:"):
@@ -495,9 +500,6 @@ def _setup_namespaces(scratch_mb: int) -> Sandbox:
         os.symlink(dest, f"{jail}/dev/{name}")
     os.makedirs(jail + "/proc", exist_ok=True)
     mount("proc", jail + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
-    os.makedirs(jail + "/tmp", exist_ok=True)
-    mount("mars2-scratch", jail + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-          f"mode=0711,size={int(scratch_mb)}m,nr_inodes=16384")
     for fd in list(sources.values()) + list(devs.values()):
         os.close(fd)
     uids = server_uids(os.getpid())
