@@ -101,7 +101,7 @@ def _fresh(args: argparse.Namespace) -> int:
     problems = load_problems(args.problems)[: args.limit]
     agents = make_agents(args.agents, args, problems)
     results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
-                               "agents": dict(zip(agents, args.agents))}
+                               "agents": dict(zip(agents, args.agents, strict=True))}
     rows = []
     with Executor(max_workers=args.workers) as executor:
         for name, agent in agents.items():

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from mars2_env.tree import SearchTree
 
@@ -106,7 +107,7 @@ def _node_details(tree: SearchTree) -> dict[str, Any]:
 
 def _summary_rows(trees: list[SearchTree], per_tree: list[dict[str, Any]]) -> str:
     rows = []
-    for i, (tree, m) in enumerate(zip(trees, per_tree)):
+    for i, (tree, m) in enumerate(zip(trees, per_tree, strict=True)):
         rows.append(
             "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
                 tree.problem_id, len(tree), m.get("best_public_reward", ""),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from mars2_env import scheduler as sched
 
@@ -17,7 +17,7 @@ STRATEGIES: dict[str, str] = {
 
 def scheduler_factory(name: str, agents: Sequence[str], *, prior: str = "beta",
                       refine_scope: str = "any", max_depth: int | None = None
-                      ) -> Callable[[], "sched.ThompsonScheduler"]:
+                      ) -> Callable[[], sched.ThompsonScheduler]:
     """A zero-argument factory making a fresh scheduler of strategy `name` for `agents`.
 
     One scheduler is built at once so that bad options fail here, before any search starts.
@@ -28,7 +28,7 @@ def scheduler_factory(name: str, agents: Sequence[str], *, prior: str = "beta",
 
 
 def _factory(name: str, agents: list[str], prior: str, refine_scope: str, max_depth: int | None
-             ) -> Callable[[], "sched.ThompsonScheduler"]:
+             ) -> Callable[[], sched.ThompsonScheduler]:
     if name == "mars2":
         return lambda: sched.ThompsonScheduler(agents, prior=prior, order="agent_first",
                                                refine_scope=refine_scope, max_depth=max_depth)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import socket
+import sys
 import threading
 import time
 import warnings
