@@ -1,7 +1,7 @@
 """`report.html`: one self-contained file (no network) with a summary table and a picture per tree.
 
 Nodes are coloured by reward (red 0 → green 1), shaped by agent, and joined parent → child.
-Clicking a node shows its agent, verdicts, reward, code and feedback; `report.html#node=T:N`
+Clicking a node shows its agent, verdicts, reward, code, feedback and the model response; `report.html#node=T:N`
 opens node N of tree T directly.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 from mars2_env.tree import SearchTree
 
 SHAPES = ("circle", "square", "diamond", "triangle", "hexagon")
+RESPONSE_CHARS = 6000  # the model's full text is in trees.jsonl; the report shows its start
 X_GAP, Y_GAP, RADIUS, MARGIN = 34, 56, 11, 24
 
 
@@ -101,7 +102,8 @@ def tree_svg(tree: SearchTree, index: int, agent_shapes: dict[str, str]) -> str:
 def _node_details(tree: SearchTree) -> dict[str, Any]:
     return {str(n.id): {"agent": n.agent, "parent": n.parent, "depth": n.depth,
                         "reward": n.reward, "public": n.public, "private": n.private,
-                        "code": n.code, "feedback": n.feedback}
+                        "code": n.code, "feedback": n.feedback,
+                        "response": _clip(n.response, RESPONSE_CHARS)}
             for n in tree.nodes()}
 
 
@@ -141,7 +143,8 @@ function show(t, id){
     '<button onclick="panel.style.display=\\'none\\'">close</button>'+
     '<p>agent '+esc(n.agent)+' · parent '+esc(n.parent)+' · depth '+esc(n.depth)+
     ' · reward '+esc(n.reward.toFixed(3))+'</p><p>public: '+fmt(n.public)+' · private: '+fmt(n.private)+
-    '</p><h4>code</h4><pre>'+esc(n.code)+'</pre><h4>feedback</h4><pre>'+esc(n.feedback)+'</pre>';
+    '</p><h4>code</h4><pre>'+esc(n.code)+'</pre><h4>feedback</h4><pre>'+esc(n.feedback)+'</pre><h4>model response</h4><pre>'+
+    esc(n.response)+'</pre>';
 }
 document.querySelectorAll('.node').forEach(el => el.addEventListener('click',
   () => show(el.dataset.tree, el.dataset.node)));
@@ -179,6 +182,10 @@ def render_report(trees: Iterable[SearchTree], per_tree: list[dict[str, Any]],
 <script>{SCRIPT}</script>
 </body></html>
 """
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more characters)"
 
 
 def _fmt(v: Any) -> str:

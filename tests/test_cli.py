@@ -102,6 +102,7 @@ def test_report_is_self_contained_and_draws_every_node(finished_run):
     data = json.loads(parser.data_json)
     first = data[0]["nodes"]["1"]
     assert first["public"]["verdict"] == "passed" and "def " in first["code"] or "print" in first["code"]
+    assert first["response"].startswith("Here is my solution.\n```python\n")
     wrong_tree = data[1]["nodes"]
     assert all(n["private"]["verdict"] != "passed" for n in wrong_tree.values())
 
