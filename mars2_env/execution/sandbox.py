@@ -35,6 +35,7 @@ import signal
 import stat
 import sys
 import threading
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 UID_BASE = 0x6D320000  # 1832026112: far above any real account; + 2 * server pid: unique
@@ -226,23 +227,7 @@ class Sandbox:
     def kill_leftovers(self) -> None:
         """At server exit: kill and reap every child left (as child subreaper the server
         inherits the orphans of a zygote that died)."""
-        for _ in range(10000):
-            pids = child_pids()
-            if not pids:
-                return
-            for uid in self.uids or ():
-                kill_all_of_uid(uid)  # all at once; none of them can fork past it
-            for pid in pids:
-                for kill in (os.kill, os.killpg):
-                    try:
-                        kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-            for pid in pids:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
+        kill_children(self.uids or ())
 
     def close(self) -> None:
         """Final clean-up when the server exits."""
@@ -267,6 +252,20 @@ def kill_all_of_uid(uid: int) -> None:
         except BaseException:
             pass
         os._exit(0)
+    reap(pid)
+
+
+def kill_pid_and_group(pid: int) -> None:
+    """SIGKILL a process and its process group; either being gone already is fine."""
+    for kill in (os.kill, os.killpg):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def reap(pid: int) -> None:
+    """Wait for child ``pid`` to end; one already reaped is fine."""
     while True:
         try:
             os.waitpid(pid, 0)
@@ -275,6 +274,22 @@ def kill_all_of_uid(uid: int) -> None:
             return
         except InterruptedError:
             continue
+
+
+def kill_children(uids: Iterable[int], keep: Collection[int] = ()) -> None:
+    """Kill and reap every child of this process (and every orphan that becomes one) not in
+    ``keep``; first kill every process of each sandbox uid at once (none can fork past that)."""
+    uids = list(uids)
+    for _ in range(10000):
+        pids = [p for p in child_pids() if p not in keep]
+        if not pids:
+            return
+        for uid in uids:
+            kill_all_of_uid(uid)
+        for pid in pids:
+            kill_pid_and_group(pid)
+        for pid in pids:
+            reap(pid)
 
 
 def kill_uid_by_scan(uid: int, rounds: int = 5) -> None:

@@ -331,11 +331,7 @@ class Server:
                     cancelled = True
                     break
             if timed_out or cancelled:
-                for kill in (os.kill, os.killpg):
-                    try:
-                        kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
+                sandbox.kill_pid_and_group(pid)
                 select.select([pidfd], [], [], 10.0)
         finally:
             os.close(pidfd)
@@ -370,10 +366,7 @@ class Server:
         try:
             if self.zsock is not None:
                 self.zsock.close()
-                try:
-                    os.waitpid(self.zpid, 0)
-                except ChildProcessError:
-                    pass
+                sandbox.reap(self.zpid)
             self.box.close()
         finally:
             os._exit(0)

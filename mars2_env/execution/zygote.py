@@ -60,42 +60,11 @@ def serve(sock: socket.socket, box: sandbox.Sandbox, fork: Callable[[], int],
             sock.send(_PIDS.pack(pid))
         elif op == OP_REAP:
             for pid in unpack_pids(msg):
-                _reap(pid)
+                sandbox.reap(pid)
         elif op == OP_SWEEP:
             uid, *keep = unpack_pids(msg)
-            sweep(uid if uid >= 0 else None, keep=set(keep))
+            sandbox.kill_children([uid] if uid >= 0 else [], keep=set(keep))
             sock.send(b"s")
         else:  # the server went away
-            for uid in box.uids or (None,):
-                sweep(uid, keep=set())
+            sandbox.kill_children(box.uids or ())
             os._exit(0)
-
-
-def sweep(uid: int | None, keep: set[int]) -> None:
-    """Kill and reap every child (and every orphan that becomes one) not in ``keep``; with a
-    sandbox ``uid``, first kill every process of it at once (none can fork past that)."""
-    for _ in range(10000):
-        pids = [p for p in sandbox.child_pids() if p not in keep]
-        if not pids:
-            return
-        if uid is not None:
-            sandbox.kill_all_of_uid(uid)
-        for pid in pids:
-            for kill in (os.kill, os.killpg):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        for pid in pids:
-            _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    while True:
-        try:
-            os.waitpid(pid, 0)
-            return
-        except ChildProcessError:
-            return
-        except InterruptedError:
-            continue
