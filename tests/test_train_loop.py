@@ -43,7 +43,8 @@ def _agents(tiny_dir, names, lengths=(6, 24)):
     }
 
 
-def _loop(out, tiny_dir, problems, executor, **overrides):
+def _config(tiny_dir, **overrides):
+    """The small two-agent config every loop test starts from."""
     kw = dict(
         agents=[f"hf:{tiny_dir}"] * 2,
         budget=4,
@@ -54,14 +55,17 @@ def _loop(out, tiny_dir, problems, executor, **overrides):
         overlong_max_length=24,
         overlong_buffer_length=16,
         max_steps=2,
-        checkpoint_every=1,
         learning_rate=1e-3,
         progress=False,
         seed=0,
         max_rounds=8,
     )
     kw.update(overrides)
-    cfg = Mars2TrainConfig(**kw)
+    return Mars2TrainConfig(**kw)
+
+
+def _loop(out, tiny_dir, problems, executor, **overrides):
+    cfg = _config(tiny_dir, **{"checkpoint_every": 1, **overrides})
     return TrainLoop(
         cfg, out, agents=_agents(tiny_dir, cfg.names), problems=problems[:3], executor=executor
     )
@@ -222,20 +226,7 @@ class _EngineAgent:
 def test_engine_agents_get_the_new_weights_after_each_update(
     tmp_path, tiny_dir, demo_problems, executor
 ):
-    cfg = Mars2TrainConfig(
-        agents=[f"vllm:{tiny_dir}"] * 2,
-        budget=4,
-        trees_per_round=2,
-        buffer_threshold=4,
-        per_device_train_batch_size=2,
-        max_new_tokens=24,
-        overlong_max_length=24,
-        overlong_buffer_length=16,
-        max_steps=1,
-        learning_rate=1e-3,
-        progress=False,
-        max_rounds=8,
-    )
+    cfg = _config(tiny_dir, agents=[f"vllm:{tiny_dir}"] * 2, max_steps=1)
     agents = {n: _EngineAgent(tiny_dir, n, (6, 24)[i], 10 + i) for i, n in enumerate(cfg.names)}
     with TrainLoop(
         cfg, tmp_path, agents=agents, problems=demo_problems[:3], executor=executor
