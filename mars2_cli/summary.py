@@ -8,24 +8,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mars2_env.metrics import pass_at_k, select_latest_wins
+from mars2_env.metrics import node_passes, pass_at_k, select_latest_wins
 from mars2_env.tree import Node, SearchTree
 
 
 def judged(node: Node, judge: str) -> bool:
-    """Whether a node passes the judging tests ("private" or "all"; "all" needs both results)."""
-    private_ok = (node.private or {}).get("verdict") == "passed"
-    public_ok = (node.public or {}).get("verdict") == "passed"
-    if judge == "private":
-        if node.private is None:
-            raise ValueError(f"node {node.id} has no private-test result; run the search with "
-                             "judge tests, or judge on 'public'")
-        return private_ok
-    if judge == "all":
-        return private_ok and public_ok
-    if judge == "public":
-        return public_ok
-    raise ValueError(f"judge must be 'private', 'all' or 'public', got {judge!r}")
+    """`metrics.node_passes`, except that judging on private tests a node that has none is an
+    error (the run was searched without judge tests), not a failure."""
+    if judge == "private" and node.private is None:
+        raise ValueError(f"node {node.id} has no private-test result; run the search with "
+                         "judge tests, or judge on 'public'")
+    return node_passes(node, judge)
 
 
 def tree_metrics(tree: SearchTree, judge: str = "private") -> dict[str, Any]:

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .metrics import node_passes
+
 __all__ = [
     "RankTable",
     "cluster_sizes",
@@ -213,7 +215,7 @@ def correct_solutions(trees: Iterable[Any], judge: str = "private",
     """Functionally correct programs per problem id, in expansion order.
 
     A node is correct when ``node.<judge>["verdict"] == "passed"`` (``judge`` is
-    "private" or "public"; "all" needs both), the same test as ``metrics.pass_at_n``.
+    "private" or "public"; "all" needs both): ``metrics.node_passes``.
     Judging on "private" a node that has no private-test result is an error (the run
     was searched without judge tests: judge on "public" instead). Trees of the same
     problem (e.g. several seeds) are pooled. Empty programs never count. With
@@ -231,10 +233,8 @@ def correct_solutions(trees: Iterable[Any], judge: str = "private",
             if judge != "public" and getattr(node, "private", None) is None:
                 raise ValueError(f"problem {pid!r}, node {getattr(node, 'id', '?')} has no "
                                  "private-test result; judge on 'public' instead")
-            sides = ("private", "public") if judge == "all" else (judge,)
-            passed = all((getattr(node, s, None) or {}).get("verdict") == "passed" for s in sides)
             code = getattr(node, "code", "") or ""
-            if not passed or not code.strip():
+            if not node_passes(node, judge) or not code.strip():
                 continue
             if dedupe and any(code.strip() == c.strip() for c in codes):
                 continue

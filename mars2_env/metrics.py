@@ -52,24 +52,27 @@ def select_latest_wins(tree: SearchTree) -> Node | None:
     return best
 
 
-def _passed(node: Node, judge: str) -> bool:
-    if judge == "all":
-        return _passed(node, "public") and _passed(node, "private")
-    result = getattr(node, judge)
-    return result is not None and result.get("verdict") == "passed"
+def _check_judge(judge: str) -> None:
+    if judge not in JUDGES:
+        raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
+
+
+def node_passes(node: Node, judge: str = "private") -> bool:
+    """Whether a node passes the judging tests: ``node.<judge>["verdict"] == "passed"`` for
+    judge "private" or "public"; both for "all". A node without that result does not pass."""
+    _check_judge(judge)
+    sides = ("public", "private") if judge == "all" else (judge,)
+    return all((getattr(node, side, None) or {}).get("verdict") == "passed" for side in sides)
 
 
 def pass_at_n(tree: SearchTree, judge: str = "private") -> bool:
-    """Whether any node passes the judging tests: ``node.<judge>["verdict"] == "passed"`` for
-    judge "private" or "public"; both for "all". A node without that result does not pass."""
-    if judge not in JUDGES:
-        raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
-    return any(_passed(n, judge) for n in tree.nodes())
+    """Whether any node passes the judging tests (`node_passes`)."""
+    _check_judge(judge)
+    return any(node_passes(n, judge) for n in tree.nodes())
 
 
 def pass_at_1_mcts(tree: SearchTree, judge: str = "private") -> bool:
     """Whether the latest-wins answer node passes the judging tests."""
-    if judge not in JUDGES:
-        raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
+    _check_judge(judge)
     node = select_latest_wins(tree)
-    return node is not None and _passed(node, judge)
+    return node is not None and node_passes(node, judge)
