@@ -114,7 +114,7 @@ def _fresh(args: argparse.Namespace) -> int:
                                scheduler_factory=scheduler_factory("parallel", [name]),
                                executor=executor, max_trees=args.max_trees,
                                judge_tests=args.judge_tests, seed=args.seed) as search:
-                trees = _search_loop(search, {name: agent}, problems, path, already=0,
+                trees = _search_loop(search, {name: agent}, path, already=0,
                                      total=len(problems), strategy="parallel")
             value = sampling_pass_at_1(trees, args.judge_tests)
             results[f"pass_at_1[{name}]"] = value
@@ -127,7 +127,7 @@ def _fresh(args: argparse.Namespace) -> int:
             with BatchedSearch(problems, list(agents), budget=args.budget, scheduler_factory=factory,
                                executor=executor, max_trees=args.max_trees,
                                judge_tests=args.judge_tests, seed=args.seed) as search:
-                trees = _search_loop(search, agents, problems, path, already=0,
+                trees = _search_loop(search, agents, path, already=0,
                                      total=len(problems), strategy=args.strategy)
             m = run_metrics(trees, judge=args.judge_tests)
             results.update({"pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"],

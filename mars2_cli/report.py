@@ -16,6 +16,7 @@ from typing import Any
 from mars2_env.tree import SearchTree
 
 SHAPES = ("circle", "square", "diamond", "triangle", "hexagon")
+OVERALL_KEYS = ("trees", "nodes", "judge", "pass_at_1_mcts", "pass_at_n")  # the top table
 RESPONSE_CHARS = 6000  # the model's full text is in trees.jsonl; the report shows its start
 X_GAP, Y_GAP, RADIUS, MARGIN = 34, 56, 11, 24
 
@@ -153,17 +154,18 @@ if (m) show(m[1], m[2]);
 """
 
 
-def render_report(trees: Iterable[SearchTree], per_tree: list[dict[str, Any]],
-                  metrics: dict[str, Any], title: str = "mars2 search report") -> str:
-    """The whole report as one HTML string."""
+def render_report(trees: Iterable[SearchTree], metrics: dict[str, Any],
+                  title: str = "mars2 search report") -> str:
+    """The whole report as one HTML string; `metrics` is `summary.run_metrics` of the trees."""
     trees = list(trees)
+    per_tree = metrics["per_tree"]
     agents = sorted({n.agent for t in trees for n in t.nodes() if n.agent})
     shapes = {a: SHAPES[i % len(SHAPES)] for i, a in enumerate(agents)}
     data = [{"problem": t.problem_id, "nodes": _node_details(t)} for t in trees]
     data_json = json.dumps(data).replace("</", "<\\/")
     legend = "".join(f"<span>{html.escape(a)}: {s}</span>" for a, s in shapes.items())
-    overall = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-                      for k, v in metrics.items() if not isinstance(v, (dict, list)))
+    overall = "".join(f"<tr><th>{k}</th><td>{html.escape(_fmt(metrics[k]))}</td></tr>"
+                      for k in OVERALL_KEYS)
     sections = "\n".join(
         f'<section id="tree-{i}"><h3>{html.escape(t.problem_id)} — {len(t)} nodes</h3>'
         f"{tree_svg(t, i, shapes)}</section>" for i, t in enumerate(trees))
@@ -192,6 +194,6 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def write_report(path: Path, trees: Iterable[SearchTree], per_tree: list[dict[str, Any]],
-                 metrics: dict[str, Any], title: str = "mars2 search report") -> None:
-    path.write_text(render_report(trees, per_tree, metrics, title), encoding="utf-8")
+def write_report(path: Path, trees: Iterable[SearchTree], metrics: dict[str, Any],
+                 title: str = "mars2 search report") -> None:
+    path.write_text(render_report(trees, metrics, title), encoding="utf-8")

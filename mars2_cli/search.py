@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                          "or choose another --out")
     done = repair_trees_file(trees_path) if args.resume else []
     done_ids = {t.problem_id for t in done}
-    todo = [p for p in problems if p.id not in done_ids]  # for the progress count
+    todo = [p for p in problems if p.id not in done_ids]
     judge = None if args.judge_tests == "none" else args.judge_tests
     write_json(out / "config.json", {k: v for k, v in vars(args).items() if not k.startswith("_")})
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 executor=executor, max_trees=args.max_trees,
                 expansions_per_tree=args.expansions_per_tree, tests=args.tests,
                 judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed) as search:
-            trees += _search_loop(search, agents, todo, trees_path, already=len(done),
+            trees += _search_loop(search, agents, trees_path, already=len(done),
                                   total=len(problems), strategy=args.strategy)
     by_id = {t.problem_id: t for t in trees}
     ordered = [by_id[p.id] for p in problems if p.id in by_id]
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_loop(search: Any, agents: dict[str, Any], todo: list, trees_path: Path, *,
+def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
                  already: int, total: int, strategy: str) -> list:
     from tqdm import tqdm
 
@@ -152,8 +152,7 @@ def _finish(out: Path, trees: list, judge: str, args: argparse.Namespace) -> Non
     metrics.update({"strategy": args.strategy, "agents": list(args.agents), "budget": args.budget,
                     "problems": args.problems, "seed": args.seed})
     write_json(out / "metrics.json", metrics)
-    write_report(out / "report.html", trees, metrics["per_tree"],
-                 {k: metrics[k] for k in ("trees", "nodes", "judge", "pass_at_1_mcts", "pass_at_n")},
+    write_report(out / "report.html", trees, metrics,
                  title=f"mars2 search — {args.strategy} on {args.problems}")
     print(format_table(metrics["per_tree"], ["problem_id", "nodes", "best_public_reward",
                                              "pass_at_1_mcts", "pass_at_n"]))

@@ -25,8 +25,6 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     report = out_dir / "report.html"
-    write_report(report, trees, metrics["per_tree"],
-                 {k: metrics[k] for k in ("trees", "nodes", "judge", "pass_at_1_mcts", "pass_at_n")},
-                 title=f"mars2 — {path}")
+    write_report(report, trees, metrics, title=f"mars2 — {path}")
     print(f"wrote {report} ({len(trees)} trees)")
     return 0
