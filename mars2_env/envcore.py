@@ -26,6 +26,9 @@ TEXT_KEYS = ("problem_id", "statement", "starter_code", "parent_code", "parent_f
 #: Integer fields of an observation (all `Discrete(budget + 1)`, except `kind`: `Discrete(2)`).
 INT_KEYS = ("kind", "depth", "node_id", "budget_left")
 GENERATE, REFINE = 0, 1
+#: Feedback for a response with no program in it (no fenced block, and not Python as a whole).
+NO_CODE_FEEDBACK = ("The program is empty: the response has no code block. Answer with the "
+                    "complete program in one ```python code block.")
 _TEST_CHOICES = ("public", "private", "all")
 
 
@@ -254,11 +257,15 @@ class SearchEpisode:
 
         public = results[0]
         private = results[1] if len(results) > 1 else None
+        feedback = format_feedback(public)
+        if not code.strip():  # nothing to run: say what was missing, not "does not compile"
+            feedback = (f"Verdict: {public.verdict.value} ({public.passed}/{public.total} tests "
+                        f"passed)\n\n{NO_CODE_FEEDBACK}")
         node = self.tree.add(
             expansion.parent_id, expansion.agent, response=text, code=code,
             reward=float(public.reward), public=public.summary(),
             private=None if private is None else private.summary(),
-            feedback=format_feedback(public), token_ids=token_ids, logprobs=logprobs)
+            feedback=feedback, token_ids=token_ids, logprobs=logprobs)
         self.scheduler.update(self.tree, node)
         judge = node.private if node.private is not None else node.public
         if judge is not None and judge.get("verdict") == "passed":

@@ -17,10 +17,13 @@ from typing import Any
 __all__ = [
     "PromptTemplates",
     "DEFAULT_TEMPLATES",
+    "COMPACT_TEMPLATES",
+    "TEMPLATE_STYLES",
     "TEMPLATE_FIELDS",
     "kind_contract",
     "render_messages",
     "extract_code",
+    "has_closed_code_block",
     "messages_from_observation",
 ]
 
@@ -89,6 +92,28 @@ DEFAULT_TEMPLATES = PromptTemplates(
         "corrected solution."
     ),
 )
+
+
+#: A shorter prompt for very small models (the embedded SmolLM2-135M): the statement, the
+#: contract and one instruction, no role-play system message.
+COMPACT_TEMPLATES = PromptTemplates(
+    system="",
+    generate=(
+        "{statement}\n\n{starter_section}{contract}\n\n"
+        "Reply with the complete Python 3 program in one ```python code block."
+    ),
+    refine=(
+        "{statement}\n\n{contract}\n\n"
+        "This program is wrong:\n```python\n{code}\n```\n\n{feedback}\n\n"
+        "Reply with the corrected Python 3 program in one ```python code block."
+    ),
+)
+
+#: Prompt styles by name (`--prompt-style` of the command line).
+TEMPLATE_STYLES: dict[str, PromptTemplates] = {
+    "default": DEFAULT_TEMPLATES,
+    "compact": COMPACT_TEMPLATES,
+}
 
 
 def _get(problem: Any, name: str, default: Any = None) -> Any:
@@ -215,11 +240,21 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]]:
         body: list[str] = []
         i += 1
         while i < len(lines) and not close.match(lines[i]):
+            if _opens_python_block(lines[i], fence):
+                break  # a stray fence before "```python" (small models write "```\n```python")
             body.append(lines[i])
             i += 1
-        i += 1  # skip the closing fence (or run past the end)
+        else:
+            i += 1  # skip the closing fence (or run past the end)
         blocks.append((info, textwrap.dedent("\n".join(body))))
     return blocks
+
+
+def _opens_python_block(line: str, fence: str) -> bool:
+    """True for a line such as "```python" (same fence character, python tag) inside a block:
+    never valid content of a program, so the model meant to start a new block there."""
+    m = _FENCE_OPEN.match(line)
+    return bool(m) and m.group("fence")[0] == fence[0] and m.group("info").lower() in _PY_TAGS
 
 
 def _parses(code: str) -> bool:
@@ -239,10 +274,12 @@ def _clean(code: str) -> str:
 def extract_code(text: str) -> str:
     """The program in a model response, or "" when there is none.
 
-    Reasoning in ``<think>...</think>`` is ignored. The answer is the last fenced block tagged
-    python/py (or untagged when no python-tagged block parses; blocks tagged with another
-    language are never code) whose body parses with `ast.parse`; an unclosed final fence runs to
-    the end of the text. Without such a block, the whole text if it parses as Python, else "".
+    Reasoning in ``<think>...</think>`` is ignored. The answer is the last non-empty fenced block
+    tagged python/py, else the last non-empty untagged block (blocks tagged with another language
+    are never code), whether or not it parses: a program with a syntax error is still the
+    program the model wrote, and the executor reports its ``SyntaxError`` (line and caret) as
+    feedback for refinement. An unclosed final fence runs to the end of the text. Without any
+    such block, the whole text if it parses as Python, else "".
     """
     if not isinstance(text, str):
         raise TypeError(f"response must be a str, got {type(text).__name__}")
@@ -250,8 +287,22 @@ def extract_code(text: str) -> str:
     blocks = _fenced_blocks(text)
     for wanted in (lambda tag: tag in _PY_TAGS, lambda tag: tag == ""):
         for tag, body in reversed(blocks):
-            if wanted(tag) and _parses(body):
+            if wanted(tag) and body.strip():
                 return _clean(body)
     if _parses(text):
         return _clean(text)
     return ""
+
+
+_CLOSED_PY_BLOCK = re.compile(
+    r"(?:^|\n)[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?:python3?|py3?)[ \t]*\n"
+    r"(?P<body>.*?\S.*?)\n[ \t]*(?P=fence)[ \t]*(?:\n|$)", re.DOTALL | re.IGNORECASE)
+
+
+def has_closed_code_block(text: str) -> bool:
+    """True once a response holds a complete, non-empty ```python block outside reasoning:
+    generation may stop there (see `agents.hf.HFAgent(stop_at_code_block=True)`)."""
+    low = text.lower()
+    if "<think>" in low and "</think>" not in low[low.rfind("<think>"):]:
+        return False  # still reasoning
+    return _CLOSED_PY_BLOCK.search(_strip_reasoning(text)) is not None

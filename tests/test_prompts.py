@@ -42,10 +42,11 @@ def test_unfenced_prose_is_empty():
     assert extract_code("I think the answer uses dynamic programming over prefixes.") == ""
 
 
-def test_last_parsing_block_wins():
+def test_last_python_block_wins_even_when_it_does_not_parse():
+    # DESIGN: "the last python block, parsing or not: the executor reports a SyntaxError"
     text = ("First try:\n```python\nprint(1)\n```\nBetter:\n```py\nprint(2)\n```\n"
             "Broken:\n```python\ndef f(:\n```\n")
-    assert extract_code(text) == "print(2)\n"
+    assert extract_code(text) == "def f(:\n"
 
 
 def test_python_tagged_block_beats_later_untagged_output():
@@ -82,10 +83,18 @@ def test_unclosed_final_fence():
     assert extract_code(text) == "def f(x):\n    return x * 2\n"
 
 
-def test_unparsable_everything_is_empty():
-    assert extract_code("```python\ndef f(:\n    pass\n```") == ""
+def test_a_block_that_does_not_parse_is_kept():
+    assert extract_code("```python\ndef f(:\n    pass\n```") == "def f(:\n    pass\n"
+
+
+def test_nothing_to_extract_is_empty():
     assert extract_code("") == ""
     assert extract_code("```python\n\n```") == ""
+    assert extract_code("The answer is to add the numbers (see above.") == ""
+
+
+def test_empty_last_block_falls_back_to_the_last_non_empty_one():
+    assert extract_code("```python\nprint(1)\n```\n```python\n```") == "print(1)\n"
 
 
 def test_indented_fence_is_dedented_and_crlf_handled():
@@ -182,3 +191,33 @@ def test_messages_from_observation_round_trip():
         messages_from_observation({"prompt": "{oops"})
     with pytest.raises(ValueError, match="role"):
         messages_from_observation({"prompt": json.dumps([{"content": "hi"}])})
+
+
+# -- responses the embedded SmolLM2-135M really wrote (scripts/measure_trivial.py logs) --------
+
+def test_real_response_stray_fence_before_the_python_block():
+    text = ('```\n```python\ndef print_to_screen(text):\n    print(f"Hello, World!")\n\n'
+            'print_to_screen(f"Hello, World!")\n```\n\nThis is the complete solution. The '
+            '`print_to_screen` function accepts a string as an argument and prints the contents.')
+    assert extract_code(text) == ('def print_to_screen(text):\n    print(f"Hello, World!")\n\n'
+                                  'print_to_screen(f"Hello, World!")\n')
+
+
+def test_real_response_cut_off_inside_a_string_keeps_the_broken_program():
+    text = ('```python\ndef hello_print(prompt):\n    print(f"Hello, {prompt}!")\n\n'
+            'hello_print("hello_print_hello_print_hello_hello_hello_hello_hello_hell')
+    code = extract_code(text)
+    assert code.startswith("def hello_print(prompt):") and code.endswith("_hell\n")
+
+
+def test_has_closed_code_block():
+    from mars2_env.prompts import has_closed_code_block
+
+    assert has_closed_code_block("Here:\n```python\nprint(1)\n```")
+    assert has_closed_code_block("```py\nx = 1\n```\nmore text")
+    assert not has_closed_code_block("```python\nprint(1)\n")          # still open
+    assert not has_closed_code_block("```\n```python\nprint(1)")       # stray fence, open block
+    assert not has_closed_code_block("```python\n```")                 # empty
+    assert not has_closed_code_block("```bash\nls\n```")               # not python
+    assert not has_closed_code_block("<think>\n```python\nprint(1)\n```\n")  # still reasoning
+    assert has_closed_code_block("<think>hm</think>\n```python\nprint(1)\n```")
