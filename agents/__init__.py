@@ -6,13 +6,16 @@ Backends are imported lazily, so ``import agents`` needs neither torch nor vLLM.
 
 from __future__ import annotations
 
+import difflib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from agents.base import Agent, BaseAgent, Generation
 
 __all__ = [
-    "Agent", "BaseAgent", "Generation", "make_agent", "register_spec", "SPEC_FORMS",
+    "Agent", "BaseAgent", "Generation", "make_agent", "check_spec", "register_spec", "SPEC_FORMS",
     "HFAgent", "VLLMAgent", "OpenAIAgent", "ReplayAgent", "RandomAgent",
 ]
 
@@ -50,32 +53,100 @@ def register_spec(prefix: str, factory: Callable[..., Agent]) -> None:
     _EXTRA[prefix] = factory
 
 
+_SHORT_FORMS = ("hf:embedded, hf:PATH, vllm:PATH, openai:URL#MODEL, replay:FILE, random[:SEED], "
+                "simulated:skill=P,refine=Q")
+
+
 def _bad(spec: str, why: str) -> ValueError:
-    forms = "\n  ".join(SPEC_FORMS)
-    return ValueError(f"bad agent spec {spec!r}: {why}. Valid forms:\n  {forms}")
+    """A one-line error naming the spec, what is wrong and the valid forms."""
+    return ValueError(f"bad agent spec {spec!r}: {why}; valid forms: {_SHORT_FORMS}")
 
 
-def make_agent(spec: str, **overrides: Any) -> Agent:
-    """Build an agent from a command-line spec; ``overrides`` go to its constructor
-    (e.g. ``name=``, ``temperature=``, ``max_new_tokens=``, ``seed=``)."""
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, located the way huggingface_hub does (without importing it,
+    which alone takes about a second)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
+def _in_hub_cache(name: str) -> bool:
+    """True when ``name`` (``org/model``) has a snapshot with a config in the local hub cache."""
+    if name.count("/") != 1 or name.startswith(("/", ".", "~")):
+        return False
+    repo = hub_cache_dir() / ("models--" + name.replace("/", "--"))
+    return any((repo / "snapshots").glob("*/config.json"))
+
+
+def _check_model(spec: str, kind: str, arg: str) -> None:
+    if arg == "embedded":
+        return
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise _bad(spec, f"{arg!r} is a file; {kind}: takes a model directory")
+    if _in_hub_cache(arg):
+        return
+    hint = difflib.get_close_matches(arg, ["embedded"], n=1, cutoff=0.6)
+    suggestion = f" (did you mean {kind}:embedded?)" if hint else ""
+    raise _bad(spec, f"{arg!r} is not 'embedded', a local model directory or a model in the "
+                     f"local Hugging Face cache (nothing is downloaded){suggestion}")
+
+
+def check_spec(spec: str) -> None:
+    """Check a spec without loading anything (fast: no torch, no network); raise a one-line
+    `ValueError` naming what is wrong. `make_agent` calls it first."""
     if not isinstance(spec, str) or not spec.strip():
         raise _bad(str(spec), "empty")
     spec = spec.strip()
     kind, sep, arg = spec.partition(":")
     if kind == "random":
-        seed = overrides.pop("seed", None)
         if arg:
             try:
-                seed = int(arg)
+                int(arg)
             except ValueError:
                 raise _bad(spec, f"random takes an integer seed, got {arg!r}") from None
+        return
+    if kind in _EXTRA:
+        if not arg:
+            raise _bad(spec, f"expected {kind}:ARGUMENT")
+        return
+    if kind not in ("hf", "vllm", "openai", "replay", "simulated"):
+        raise _bad(spec, f"unknown kind {kind!r}")
+    if not sep or not arg:
+        raise _bad(spec, f"expected {kind}:ARGUMENT")
+    if kind in ("hf", "vllm"):
+        _check_model(spec, kind, arg)
+    elif kind == "openai":
+        url, hash_, model = arg.rpartition("#")
+        if not hash_ or not url or not model:
+            raise _bad(spec, "openai needs BASE_URL#MODEL (the model name after '#')")
+        if not url.startswith(("http://", "https://")):
+            raise _bad(spec, f"BASE_URL must start with http:// or https://, got {url!r}")
+    elif kind == "replay":
+        if not Path(arg).expanduser().is_file():
+            raise FileNotFoundError(f"bad agent spec {spec!r}: replay file not found: {arg}")
+
+
+def make_agent(spec: str, **overrides: Any) -> Agent:
+    """Build an agent from a command-line spec; ``overrides`` go to its constructor
+    (e.g. ``name=``, ``temperature=``, ``max_new_tokens=``, ``seed=``)."""
+    check_spec(spec)
+    spec = spec.strip()
+    kind, sep, arg = spec.partition(":")
+    if kind == "random":
+        seed = overrides.pop("seed", None)
+        if arg:
+            seed = int(arg)
         from agents.scripted import RandomAgent
 
         overrides.setdefault("name", "random" if not arg else spec)
         return RandomAgent(seed=seed, **overrides)
-    if not sep or not arg:
-        raise _bad(spec, f"expected KIND:ARGUMENT, got {spec!r}" if kind in (
-            "hf", "vllm", "openai", "replay", "simulated") else f"unknown kind {kind!r}")
     if kind == "hf":
         from agents.hf import HFAgent
 

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -88,6 +89,9 @@ def embedded_model_path(cache_dir: str | os.PathLike | None = None) -> Path:
         return target
     gguf = gguf_path()
     target.parent.mkdir(parents=True, exist_ok=True)
+    # the only slow start-up step (~20-60 s on 2 cores): say so, or the first run looks hung
+    print(f"mars2: converting the embedded SmolLM2-135M from GGUF to safetensors, once "
+          f"(about half a minute); cached in {target}", file=sys.stderr, flush=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _convert(gguf, tmp)

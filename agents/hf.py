@@ -17,8 +17,12 @@ from agents.base import BaseAgent, Generation, Messages, derive_seed, resolve_se
 
 
 def default_num_threads() -> int:
-    """Cores left free by the executor's one worker: ``max(1, cpu_count - 1)``."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """Every core the process may use: the search loop generates, then executes, so while the
+    model works the sandbox workers are idle and a thread per core is fastest."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class HFAgent(BaseAgent):
@@ -27,13 +31,18 @@ class HFAgent(BaseAgent):
     The model object is used as is (no copy), so a learner that updates it in place changes
     what this agent samples next. ``top_k=0`` (the default) disables top-k filtering, unlike
     transformers' own default of 50. ``temperature=0`` means greedy decoding.
-    ``num_threads`` sets torch's CPU thread count (process-wide) when the model is on the CPU.
+    ``num_threads`` sets torch's CPU thread count (process-wide) when the model is on the CPU
+    (default: every core). ``stop_at_code_block=True`` ends a response as soon as it holds a
+    complete ```python block (`prompts.has_closed_code_block`): the environment uses the last
+    python block, and a small model's text after its first block is mostly chatter, so on a CPU
+    this saves most of the generation time; leave it off for models that draft and revise.
     """
 
     def __init__(self, model: Any, tokenizer: Any, name: str | None = None, *,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  max_new_tokens: int = 512, seed: int | None = None, batch_size: int = 8,
-                 num_threads: int | None = None, device: str | None = None) -> None:
+                 num_threads: int | None = None, device: str | None = None,
+                 stop_at_code_block: bool = False) -> None:
         import torch
 
         if temperature < 0:
@@ -52,6 +61,7 @@ class HFAgent(BaseAgent):
         self.top_k = int(top_k)
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = int(batch_size)
+        self.stop_at_code_block = bool(stop_at_code_block)
         self.seed = resolve_seed(seed)
         self._calls = 0
         if device is not None:
@@ -144,12 +154,18 @@ class HFAgent(BaseAgent):
         was_training = self.model.training
         self.model.eval()
         recorder = _RawLogprobRecorder(self.model)
+        stopper = _StopAtCodeBlock(self.tokenizer, width) if self.stop_at_code_block else None
+        extra = {}
+        if stopper is not None:
+            from transformers import StoppingCriteriaList
+
+            extra["stopping_criteria"] = StoppingCriteriaList([stopper])
         try:
             with torch.random.fork_rng(devices=devices), torch.inference_mode():
                 torch.manual_seed(seed)
                 res = self.model.generate(input_ids=input_ids.to(self.device),
                                           attention_mask=attention.to(self.device),
-                                          generation_config=config)
+                                          generation_config=config, **extra)
                 new_tokens = res.sequences[:, width:]
                 logps = recorder.finish(new_tokens)
         finally:
@@ -164,6 +180,8 @@ class HFAgent(BaseAgent):
                 if t in self.eos_token_ids:
                     ids, finish = ids[:j + 1], "stop"
                     break
+            if stopper is not None and i in stopper.stopped_at:
+                ids, finish = ids[:stopper.stopped_at[i]], "stop"
             gens.append(Generation(
                 text=self.tokenizer.decode(ids, skip_special_tokens=True),
                 prompt_token_ids=list(p), completion_token_ids=ids,
@@ -181,6 +199,40 @@ class HFAgent(BaseAgent):
         lp = torch.log_softmax(logits, dim=-1)
         target = torch.tensor(completion_ids, device=lp.device)
         return lp.gather(-1, target.unsqueeze(-1)).squeeze(-1).tolist()
+
+
+class _StopAtCodeBlock:
+    """Stopping criterion: a row is done once its completion holds a closed ```python block.
+
+    Rows are checked only when the newest token has a fence character, so the cost is a decode
+    of those few rows. `stopped_at[row]` is the completion length at the stop (later tokens are
+    padding and are cut off by the caller).
+    """
+
+    def __init__(self, tokenizer: Any, prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.start = prompt_width
+        self.stopped_at: dict[int, int] = {}
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        from mars2_env.prompts import has_closed_code_block
+
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        length = input_ids.shape[1] - self.start
+        for row in range(input_ids.shape[0]):
+            if row in self.stopped_at:
+                done[row] = True
+                continue
+            last = self.tokenizer.decode(input_ids[row, -1:])
+            if "`" not in last and "~" not in last:
+                continue
+            text = self.tokenizer.decode(input_ids[row, self.start:], skip_special_tokens=True)
+            if has_closed_code_block(text):
+                self.stopped_at[row] = length
+                done[row] = True
+        return done
 
 
 class _RawLogprobRecorder:

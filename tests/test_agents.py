@@ -58,7 +58,7 @@ def test_make_agent_openai_spec_splits_url_and_model():
 
 
 @pytest.mark.parametrize("spec, why", [
-    ("", "empty"), ("gpt4", "unknown kind 'gpt4'"), ("hf", "expected KIND:ARGUMENT"),
+    ("", "empty"), ("gpt4", "unknown kind 'gpt4'"), ("hf", "expected hf:ARGUMENT"),
     ("openai:http://127.0.0.1:8000/v1", "BASE_URL#MODEL"), ("openai:localhost#m", "http://"),
     ("random:abc", "integer seed"), ("bogus:thing", "unknown kind 'bogus'"),
 ])
@@ -66,13 +66,45 @@ def test_bad_specs_list_valid_forms(spec, why):
     with pytest.raises(ValueError) as err:
         make_agent(spec)
     assert why in str(err.value)
-    assert "Valid forms" in str(err.value) and "openai:BASE_URL#MODEL" in str(err.value)
+    assert "valid forms" in str(err.value) and "openai:URL#MODEL" in str(err.value)
+    assert "\n" not in str(err.value)  # one line on the command line
+
+
+@pytest.mark.parametrize("spec", ["hf:embeded", "vllm:embeded", "hf:nobody/no-such-model",
+                                  "hf:./no/such/dir"])
+def test_mistyped_model_spec_fails_without_loading_anything(spec, monkeypatch):
+    """A typo must not reach transformers, which retries the hub for a minute offline."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)     # importing it would raise
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(ValueError) as err:
+        make_agent(spec)
+    message = str(err.value)
+    assert "\n" not in message and "local Hugging Face cache" in message
+    if "embeded" in spec:
+        assert f"did you mean {spec.split(':')[0]}:embedded?" in message
+
+
+def test_model_spec_accepts_a_local_directory_and_a_cached_hub_id(tmp_path, monkeypatch):
+    from agents import check_spec
+
+    check_spec(f"hf:{tmp_path}")
+    repo = tmp_path / "hub" / "models--org--tiny"
+    (repo / "snapshots" / "abc").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "config.json").write_text("{}")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    check_spec("hf:org/tiny")
+    with pytest.raises(ValueError, match="org/other"):
+        check_spec("hf:org/other")
+    with pytest.raises(ValueError, match="is a file"):
+        check_spec(f"hf:{repo / 'snapshots' / 'abc' / 'config.json'}")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
-def test_vllm_spec_without_vllm_says_how_to_install():
+def test_vllm_spec_without_vllm_says_how_to_install(tmp_path):
     with pytest.raises(ImportError, match="setup_vllm_venv.sh"):
-        make_agent("vllm:/nonexistent")
+        make_agent(f"vllm:{tmp_path}")
 
 
 def test_missing_replay_file_is_named(tmp_path):

@@ -154,3 +154,36 @@ def test_greedy_is_deterministic_and_act_returns_text(agent):
                      num_threads=1)
     one = greedy.act(_obs(PROBLEMS[0]))
     assert one == greedy.act(_obs(PROBLEMS[0])) and isinstance(one, str) and one
+
+
+@pytest.mark.slow
+def test_stop_at_code_block_ends_a_response_right_after_its_block(agent):
+    """The demo's speed lever: stop each row once it holds a complete ```python block."""
+    from agents.hf import HFAgent, _StopAtCodeBlock
+    from mars2_env.problems import load_problems
+    from mars2_env.prompts import has_closed_code_block
+
+    tok = agent.tokenizer
+    # the criterion on real token ids: row 0 has just closed its block, row 1 has not
+    texts = ["Sure!\n```python\nprint(1)\n```", "Sure!\n```python\nprint(1)\nprint(2"]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    width = max(len(i) for i in ids)
+    import torch
+
+    batch = torch.tensor([[tok.pad_token_id] * (width - len(i)) + i for i in ids])
+    crit = _StopAtCodeBlock(tok, prompt_width=0)
+    assert crit(batch, None).tolist() == [True, False]
+
+    stopper = HFAgent(agent.model, tok, temperature=0.3, max_new_tokens=96, seed=11,
+                      num_threads=1, stop_at_code_block=True)
+    hello = load_problems("builtin:trivial")[0]
+    gens = stopper.generate([_obs(hello)] * 3)
+    stopped = [g for g in gens if has_closed_code_block(g.text)]
+    assert stopped, [g.text for g in gens]
+    for g in gens:
+        assert len(g.logprobs) == len(g.completion_token_ids)
+        assert g.text == tok.decode(g.completion_token_ids, skip_special_tokens=True)
+    for g in stopped:
+        assert g.finish_reason == "stop"
+        before = tok.decode(g.completion_token_ids[:-1], skip_special_tokens=True)
+        assert not has_closed_code_block(before)   # cut at the first moment the block closed
