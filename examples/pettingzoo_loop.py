@@ -3,7 +3,7 @@
 Each episode is one problem's search tree. The scheduler (Thompson sampling) picks which agent
 writes the next node and where: a new candidate (kind 0) or a refinement of a node (kind 1, the
 observation then carries the parent's code and its execution feedback). When the budget is spent
-every agent is truncated and `info["nodes"]` holds, per node it wrote, the raw reward, the
+every agent is terminated (budget_left is observed, so the end is terminal) and `info["nodes"]` holds, per node it wrote, the raw reward, the
 tree-consistent shaped reward and the tree advantage that MARS² trains on.
 
     python examples/pettingzoo_loop.py --problems 2 --budget 6

@@ -42,15 +42,30 @@ and updates the scheduler, which then draws the next agent and parent.
 
 Agents that did not act get 0.
 
-### Termination and truncation
+### Termination (never truncation)
 
-- Budget spent: every agent is truncated; `infos[agent]["nodes"]` lists, for each node the agent
-  wrote, `node_id, agent, parent, reward, shaped_reward, advantage` (`rewards.node_records`),
-  plus `infos[agent]["solved"]` and `["problem_id"]`.
+- Budget spent: every agent is **terminated**; `infos[agent]["nodes"]` lists, for each node the
+  agent wrote, `node_id, agent, parent, reward, shaped_reward, advantage`
+  (`rewards.node_records`), plus `infos[agent]["solved"]` and `["problem_id"]`.
 - `stop_on_solve=True`: every agent is terminated as soon as a node passes the judging tests
   (`judge_tests`, or `tests` when `judge_tests` is None); the infos are the same.
+- Why terminated: the node budget is part of the task, and `budget_left` is in the observation,
+  so the state after the last node is a terminal state of the (Markov) process — Gymnasium's
+  rule for a time limit the agent observes. `truncated` is for cut-offs outside the task (a
+  `TimeLimit` wrapper, an interrupted run), after which a learner would bootstrap a value; here
+  nothing follows the last node. `mars2_env.gym_env` and `mars2_env.vector` say the same.
 - Each finished agent then steps `None` once, as usual in PettingZoo. Stepping after that (or
   before `reset`) raises `RuntimeError`.
+
+### Parallel API
+
+There is no native `ParallelEnv`: at every step the scheduler draws *one* agent (Thompson
+sampling over the agents' posteriors) to write the next node, so agents do not act
+simultaneously, and making all of them act every step would remove the agent choice that MARS²
+learns. PettingZoo's `aec_to_parallel` refuses such an env (`is_parallelizable` is False); use
+`pettingzoo.utils.conversions.turn_based_aec_to_parallel(env(...))`, whose `step` takes an
+action for every live agent and applies the one of the agent whose turn it is (it passes
+`parallel_api_test`). For many trees at once use `mars2_env.vector.BatchedSearch`.
 
 ### Arguments
 
@@ -224,14 +239,14 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
             self.rewards[agent] = float(node.reward)
         self.infos[agent] = {"node_id": node.id, "verdict": node.public["verdict"]}
         if ep.done:
-            solved_stop = self.config.stop_on_solve and ep.solved
             if self.config.reward_mode == "shaped":
                 self.rewards.update(ep.shaped_returns(self.agents))
             final = ep.final_infos(self.agents)
             for a in self.agents:
                 self.infos[a] = {**self.infos[a], **final[a]}
-                self.terminations[a] = solved_stop
-                self.truncations[a] = not solved_stop
+                # budget spent or solved: a terminal state (budget_left is observed), see above
+                self.terminations[a] = True
+                self.truncations[a] = False
             self._expansion = None
             self._obs = ep.observation(None)
         else:

@@ -30,8 +30,11 @@ GRPO-style group of `budget` independent samples.
 
 - `reward_mode="raw"`: each step pays the node's raw reward (the `tests` result, in [0, 1]);
   `"shaped"`: 0 per step and, at the last step, the sum of the tree's shaped rewards.
-- `truncated=True` when the budget is spent; `terminated=True` with `stop_on_solve=True` as soon
-  as a node passes the judging tests.
+- `terminated=True` when the budget is spent, and with `stop_on_solve=True` as soon as a node
+  passes the judging tests; `truncated` is always False. The budget is part of the task and
+  `budget_left` is in the observation, so the end is a terminal state of the MDP (Gymnasium's
+  rule for observed time limits; see `mars2_env.aec` for the full reasoning). `info["solved"]`
+  and `obs["budget_left"] == 0` tell the two ends apart.
 - `info` of a step: `node_id`, `verdict` (public tests). At the last step also `nodes` (the
   `rewards.node_records` rows: node id, raw reward, shaped reward, tree advantage), `solved` and
   `problem_id`.
@@ -41,7 +44,8 @@ Stepping a finished episode, or before `reset`, raises `RuntimeError`; an action
 
 ### Vector environments
 
-`SyncVectorEnv` works as is. Use `AsyncVectorEnv(fns, shared_memory=False)`: Gymnasium keeps a
+`SyncVectorEnv` works as is; seeded `reset(seed=s)` starts sub-environment i at problem
+`(s + i) mod len(problems)`. Use `AsyncVectorEnv(fns, shared_memory=False)`: Gymnasium keeps a
 `Text` observation in shared memory as a fixed `int32` array of indexes into the space's charset
 (`max_length` entries per text field per env), and free text (statements, programs, feedback in
 any unicode) has no finite charset; `CodeText` refuses to be flattened with a `TypeError` that
@@ -57,8 +61,10 @@ are fine.
 `agent="coder_0"` (the agent name written in the nodes), and `tests`, `judge_tests`,
 `reward_mode`, `alpha`, `beta`, `stop_on_solve`, `stop_on_first_failure`, `executor`,
 `templates`, `max_text_length`, `seed`, `render_mode` as in `mars2_env.aec.raw_env`.
-`reset(seed, options={"problem": id_or_Problem})`: a seed restarts the problem cycle and the
-schedulers' seed sequence.
+`reset(seed, options={"problem": id_or_Problem})`: a seed restarts the schedulers' seed sequence
+and the problem cycle, at problem `seed mod len(problems)`, so the sub-environments of a vector
+env (which Gymnasium seeds `s, s + 1, ...`) search different problems instead of the same one in
+lockstep.
 
 `gymnasium.make(..., executor=ex)` works, but `env.spec.make()` deep-copies the make kwargs and an
 `Executor` cannot be copied (it holds a lock and worker processes): leave `executor` unset where
@@ -145,7 +151,8 @@ class CodeSearchEnv(gymnasium.Env):
               options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
-            self._cursor = 0
+            # a vector env seeds its sub-environments s, s+1, ...: start each at another problem
+            self._cursor = seed % len(self.problems)
         choice = (options or {}).get("problem")
         if choice is None:
             problem = self.problems[self._cursor % len(self.problems)]
@@ -180,8 +187,7 @@ class CodeSearchEnv(gymnasium.Env):
         info: dict[str, Any] = {"node_id": node.id, "verdict": node.public["verdict"]}
         terminated = truncated = False
         if ep.done:
-            terminated = self.config.stop_on_solve and ep.solved
-            truncated = not terminated
+            terminated = True  # budget spent or solved: terminal (budget_left is observed)
             if self.config.reward_mode == "shaped":
                 reward = ep.shaped_returns([self.agent])[self.agent]
             info.update(ep.final_infos([self.agent])[self.agent])

@@ -52,10 +52,12 @@ root, ``C[u]`` and ``K[parent(u)]`` (the arms a real node there would feed), so 
 expansion lands (before or after `update`) or is abandoned.
 
 Baselines with the same interface pick agents round-robin, one per `select` call (so with a
-batch in flight each agent gets its turn): `ParallelSampling` (every node a fresh root child —
+batch in flight each agent gets its turn), in an order drawn per tree from the seeded generator
+(so no agent is always first, and results do not depend on the order agents are listed in):
+`ParallelSampling` (every node a fresh root child —
 the GRPO-style group), `SequentialRefinement` (refine the most recently landed node: a chain),
 `BestFirst` (refine the landed node with the highest reward, ties to the latest; the root while
-none has landed). They use no randomness; their `seed` arguments exist for a uniform interface.
+none has landed). The rotation order is their only random draw.
 """
 
 from __future__ import annotations
@@ -663,14 +665,28 @@ class ThompsonScheduler(_BaseScheduler):
 
 
 class _RoundRobin(_BaseScheduler):
-    """Agents in turn, one per `select`; subclasses choose the parent."""
+    """Agents in turn, one per `select`, in an order drawn afresh for every tree from the
+    seeded generator; subclasses choose the parent.
+
+    A fixed order would hand every tree's first node (all of them at budget 1) to the first
+    agent listed, so results would change when the agents are listed the other way round.
+    """
 
     def _clear(self) -> None:
         super()._clear()
         self._turn = 0
+        self._order: list[int] | None = None  # drawn at the tree's first select
+
+    def add_agent(self, name: str) -> None:
+        super().add_agent(name)
+        if self._order is not None:
+            self._order.append(len(self.agents) - 1)
 
     def _next_agent(self) -> str:
-        agent = self.agents[self._turn % len(self.agents)]
+        if self._order is None:
+            n = len(self.agents)
+            self._order = [int(i) for i in self._rng.permutation(n)] if n > 1 else [0]
+        agent = self.agents[self._order[self._turn % len(self._order)]]
         self._turn += 1
         return agent
 
@@ -683,10 +699,18 @@ class _RoundRobin(_BaseScheduler):
         return Expansion(self._next_agent(), parent)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"turn": self._turn}
+        return {"turn": self._turn,
+                "order": None if self._order is None else list(self._order)}
 
     def _load_extra_state(self, d: dict[str, Any]) -> None:
         self._turn = int(d.get("turn", 0))
+        order = d.get("order")
+        if order is not None:
+            order = [int(i) for i in order]
+            if sorted(order) != list(range(len(self.agents))):
+                raise ValueError(f"scheduler state: agent order {order} is not a permutation of "
+                                 f"{len(self.agents)} agents")
+            self._order = order
 
 
 class ParallelSampling(_RoundRobin):

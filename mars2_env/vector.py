@@ -66,13 +66,20 @@ class PendingExpansion:
 
 @dataclass
 class FinishedTree:
-    """A finished search: the tree and its per-node training records."""
+    """A finished search: the tree and its per-node training records.
+
+    Every finished tree ended in a terminal state (budget spent, or solved with
+    `stop_on_solve`): `terminated` is True and `truncated` False, as the AEC and Gymnasium
+    environments report (see `mars2_env.aec`, "Termination").
+    """
 
     index: int
     problem: Problem = field(repr=False)
     tree: Any = field(repr=False)
     nodes: list[dict[str, Any]] = field(repr=False)
     solved: bool = False
+    terminated: bool = True
+    truncated: bool = False
 
     @property
     def problem_id(self) -> str:

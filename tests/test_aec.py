@@ -157,7 +157,8 @@ def test_episode_rewards_nodes_and_refinement_observations(problems, executor):
     assert {n.reward for n in tree.nodes()} >= {1.0}  # the reference appeared at least once
 
 
-def test_end_of_episode_infos_and_truncation(problems, executor):
+def test_budget_spent_is_termination_not_truncation(problems, executor):
+    """budget_left is in the observation, so the last node ends the MDP: terminated (issue 14)."""
     env = make_env(problems=problems, budget=5, executor=executor)
     env.reset(seed=7)
     ends = play(env, problems)
@@ -165,7 +166,7 @@ def test_end_of_episode_infos_and_truncation(problems, executor):
     expected = node_records(tree)
     assert len(tree) == 5
     for agent, (_, info, term, trunc) in ends.items():
-        assert trunc is True and term is False
+        assert term is True and trunc is False
         assert info["nodes"] == [r for r in expected if r["agent"] == agent]
         assert info["problem_id"] == problems[0].id
     assert sorted(r["node_id"] for _, (_, i, _, _) in ends.items() for r in i["nodes"]) == [1, 2, 3, 4, 5]

@@ -111,7 +111,7 @@ def test_episode_rewards_truncation_and_node_records(problems, executor):
         assert (node.private["verdict"] == "passed") == (step == 2)
         assert reward == node.public["reward"] and (step != 2 or reward == 1.0)
         total += reward
-        assert terminated is False and truncated == (step == 3)
+        assert truncated is False and terminated == (step == 3)  # the budget end is terminal
         assert env.observation_space.contains(obs)
     assert obs["budget_left"] == 0
     assert info["nodes"] == node_records(env.tree) and info["solved"] is True
@@ -139,7 +139,7 @@ def test_parallel_sampling_is_a_flat_group(problems, executor):
 
 def test_shaped_reward_paid_at_the_end(problems, executor):
     env = CodeSearchEnv(problems=problems, budget=3, executor=executor, reward_mode="shaped")
-    env.reset(seed=2)
+    env.reset(seed=2, options={"problem": problems[0].id})
     rewards = []
     for code in ("print(1)", problems[0].metadata["reference_solution"], "x = (") :
         _, reward, _, _, info = env.step(fenced(code))
@@ -158,7 +158,19 @@ def test_sync_vector_env(problems, executor):
     obs, rewards, terms, truncs, infos = envs.step(actions)
     assert np.array_equal(rewards, [1.0, 0.0]) and not truncs.any()
     obs, rewards, terms, truncs, infos = envs.step(actions)
-    assert truncs.all() and np.array_equal(obs["budget_left"], [0, 0])
+    assert terms.all() and not truncs.any() and np.array_equal(obs["budget_left"], [0, 0])
+    envs.close()
+
+
+def test_vector_sub_environments_start_at_different_problems(problems, executor):
+    """Gymnasium seeds sub-environment i with s + i; each starts at problem (s + i) mod n, so
+    they do not search the same problem in lockstep (issue 14)."""
+    envs = SyncVectorEnv([lambda: CodeSearchEnv(problems=problems, budget=1, executor=executor)] * 2)
+    obs, infos = envs.reset(seed=4)
+    assert list(infos["problem_id"]) == [problems[0].id, problems[1].id]
+    obs, *_ = envs.step(("no code", "no code"))          # budget 1: both episodes end ...
+    obs, infos = envs.reset()                             # ... and each moves on along the cycle
+    assert list(infos["problem_id"]) == [problems[1].id, problems[0].id]
     envs.close()
 
 
@@ -171,7 +183,7 @@ def test_async_vector_env_without_shared_memory(problems):
     envs = AsyncVectorEnv([_async_env, _async_env], shared_memory=False)
     try:
         obs, _ = envs.reset(seed=[3, 4])
-        assert len(obs["prompt"]) == 2 and obs["statement"][0] == obs["statement"][1]
+        assert len(obs["prompt"]) == 2 and obs["statement"][0] != obs["statement"][1]
         ref = problems[0].metadata["reference_solution"]  # not this problem's: a wrong answer
         obs, rewards, terms, truncs, infos = envs.step(("print(", fenced(ref)))
         assert rewards[0] == 0.0 and infos["verdict"][0] == "compile_error"

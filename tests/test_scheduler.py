@@ -442,12 +442,35 @@ def test_state_dict_resumes_exactly(prior, scope):
 
 
 def test_parallel_sampling():
-    s = ParallelSampling(["a", "b", "c"])
+    s = ParallelSampling(["a", "b", "c"], seed=0)
     t = SearchTree()
     made = grow(s, t, 7, uniform)
     assert [e.parent_id for e in made] == [0] * 7
-    assert [e.agent for e in made] == ["a", "b", "c", "a", "b", "c", "a"]
+    agents = [e.agent for e in made]
+    assert sorted(agents[:3]) == ["a", "b", "c"]          # each agent once per rotation
+    assert agents[3:] == agents[:3] + agents[:1]          # then the same rotation again
     assert t.max_depth == 1
+
+
+@pytest.mark.parametrize("cls", [ParallelSampling, SequentialRefinement, BestFirst])
+def test_baseline_rotation_is_drawn_per_tree_and_seeded(cls):
+    """A fixed coder_0-first order gave the first agent every budget-1 tree (issue 14)."""
+    def first_agents(seed: int, trees: int = 200) -> list[str]:
+        s = cls(["a", "b"], seed=seed)
+        out = []
+        for _ in range(trees):
+            s.reset()
+            out.append(s.select(SearchTree()).agent)
+        return out
+
+    firsts = first_agents(7)
+    assert firsts == first_agents(7)                      # seeded: repeats exactly
+    assert firsts != first_agents(8)
+    assert 80 <= firsts.count("a") <= 120                 # each agent first in about half the trees
+    s = cls(["a", "b"], seed=3)
+    t = SearchTree()
+    made = grow(s, t, 6, uniform)
+    assert sorted(e.agent for e in made) == ["a"] * 3 + ["b"] * 3   # balanced inside a tree
 
 
 def test_sequential_refinement_chain():

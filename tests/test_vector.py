@@ -126,8 +126,8 @@ def test_generation_objects_store_tokens_and_logprobs(problems, executor):
     search = BatchedSearch(problems[:1], AGENTS, budget=1, executor=executor, seed=0,
                            scheduler_factory=lambda: ParallelSampling(AGENTS))
     batch = search.pending()
-    assert list(batch) == ["coder_0"]
-    (finished,) = search.submit({"coder_0": [Gen("print(1)", [5, 6], [-0.5, -0.25])]})
+    (agent,) = batch  # the rotation order is drawn per tree: either agent may go first
+    (finished,) = search.submit({agent: [Gen("print(1)", [5, 6], [-0.5, -0.25])]})
     node = finished.tree.node(1)
     assert node.token_ids == [5, 6] and node.logprobs == [-0.5, -0.25] and node.code == "print(1)\n"
 
@@ -138,15 +138,18 @@ def test_stop_on_solve_discards_the_rest_of_the_round(problems, executor):
                            expansions_per_tree=3, stop_on_solve=True,
                            scheduler_factory=lambda: ParallelSampling(AGENTS))
     batch = search.pending()
-    assert {a: len(v) for a, v in batch.items()} == {"coder_0": 2, "coder_1": 1}
+    first = batch[AGENTS[0]][0].agent if len(batch[AGENTS[0]]) == 2 else AGENTS[1]
+    other = AGENTS[1] if first == AGENTS[0] else AGENTS[0]
+    assert {a: len(v) for a, v in batch.items()} == {first: 2, other: 1}  # a, b, a in turn
     ref = f"```python\n{problem.metadata['reference_solution']}\n```"
-    (finished,) = search.submit({"coder_0": [ref, "print(0)"], "coder_1": ["print(0)"]})
+    (finished,) = search.submit({first: [ref, "print(0)"], other: ["print(0)"]})
     assert finished.solved and len(finished.tree) == 1 and search.discarded == 2
     assert search.done
 
 
 def test_bad_responses_raise_and_change_nothing(problems, executor):
-    search = BatchedSearch(problems[:2], AGENTS, budget=2, executor=executor, seed=5,
+    # seed 24: both trees' drawn rotations start with coder_0
+    search = BatchedSearch(problems[:2], AGENTS, budget=2, executor=executor, seed=24,
                            scheduler_factory=lambda: ParallelSampling(AGENTS))
     batch = search.pending()
     assert {a: len(v) for a, v in batch.items()} == {"coder_0": 2}
@@ -166,3 +169,24 @@ def test_bad_responses_raise_and_change_nothing(problems, executor):
     search.submit({"coder_0": ["print(1)", "print(2)"]})
     with pytest.raises(ValueError, match="expansions_per_tree"):
         BatchedSearch(problems, AGENTS, expansions_per_tree=0, executor=executor)
+
+
+def test_episode_end_is_termination_in_all_three_apis(problems, executor):
+    """AEC, Gymnasium and batched agree: a spent budget is a terminal state, never truncation."""
+    from mars2_env.gym_env import CodeSearchEnv
+
+    problem = problems[0]
+    (fin,) = BatchedSearch([problem], AGENTS, 2, executor=executor, seed=0).run(
+        lambda agent, obs: ["no code"] * len(obs))
+    aec = raw_env(problems=[problem], agents=AGENTS, budget=2, executor=executor)
+    aec.reset(seed=0)
+    while not any(aec.terminations.values()) and not any(aec.truncations.values()):
+        aec.step("no code")
+    gym = CodeSearchEnv(problems=[problem], budget=2, executor=executor)
+    gym.reset(seed=0)
+    _, _, gym_term, gym_trunc, _ = gym.step("no code")
+    assert not gym_term
+    _, _, gym_term, gym_trunc, _ = gym.step("no code")
+    assert (fin.terminated, fin.truncated) == (True, False)
+    assert all(aec.terminations.values()) and not any(aec.truncations.values())
+    assert (gym_term, gym_trunc) == (True, False)
