@@ -4,8 +4,8 @@ For every strategy × budget × seed the command runs a real `BatchedSearch` (re
 tree and scheduler) over the problems and measures Pass@1(MCTS) and Pass@N (judged on the
 private tests), nodes per second and each agent's share of the expansions. The default agents
 are two `SimulatedAgent`s (one strong, one weak), so the whole grid runs on a CPU in minutes;
-real agent specs work too. Writes `bench.csv` (one row per strategy × budget: means over seeds
-and their standard deviations), `bench.json` (the same plus every single run) and `bench.png`
+real agent specs work too. Writes `bench.csv` (one row per strategy × budget: means over seeds,
+their standard deviations and 95% confidence half-widths), `bench.json` (the same plus every single run) and `bench.png`
 (Pass@1(MCTS) and Pass@N against budget, one line per strategy).
 
 Every budget is a separate search (a larger budget's tree does not contain the smaller one for
@@ -24,12 +24,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
+from mars2_cli.common import (
+    add_common_arguments,
+    add_executor_workers,
+    add_max_trees,
+    resolve_out_dir,
+    write_json,
+)
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
 
 DEFAULT_AGENTS = ["simulated:skill=0.5,refine=0.6", "simulated:skill=0.1,refine=0.2"]
 DEFAULT_BUDGETS = [1, 2, 4, 8, 16]
-DEFAULT_SEEDS = [0, 1, 2]
+DEFAULT_SEEDS = list(range(10))
 MODEL_KINDS = ("hf", "vllm", "openai")
 METRICS = ("pass_at_1_mcts", "pass_at_n", "nodes_per_s")
 
@@ -55,12 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Thompson prior of the mars2 / abmcts strategies")
     p.add_argument("--judge-tests", default="private", choices=["private", "all"],
                    help="tests that judge Pass@1(MCTS) / Pass@N (node rewards use public tests)")
-    p.add_argument("--max-trees", type=int, default=None,
-                   help="trees in flight at once (default: all problems)")
+    add_max_trees(p, None, "trees in flight at once (none: all problems)")
     p.add_argument("--expansions-per-tree", type=int, default=1,
                    help="expansions one tree may have in flight per round (virtual loss)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="executor processes (default: one per core)")
+    add_executor_workers(p)
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="execute every program, even one already judged on the same tests")
     p.add_argument("--temperature", type=float, default=1.0, help="model agents only")
@@ -203,9 +207,38 @@ def run_one(problems: list, agents: dict[str, Any], strategy: str, budget: int, 
 
 # --------------------------------------------------------------------------- aggregation
 
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with `df` degrees of freedom (two-sided 95%).
+
+    Exact values to df = 30, then the Cornish-Fisher expansion around the normal quantile
+    (error below 1e-4 there), so the bench needs no scipy.
+    """
+    table = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+             2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+             2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(table):
+        return table[df - 1]
+    z = 1.959964
+    return (z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3))
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% t-interval of the mean over seeds (each seed is an independent
+    replicate of the whole problem set); 0 with one seed."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return 0.0
+    return float(t_quantile_975(len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
 def aggregate(runs: list[dict[str, Any]], agent_names: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per strategy × budget (in first-seen order): means over seeds and sample
-    standard deviations (0 with one seed)."""
+    """One row per strategy × budget (in first-seen order): means over seeds, sample standard
+    deviations and 95% confidence half-widths (`_ci95`; 0 with one seed)."""
     import numpy as np
 
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -220,6 +253,7 @@ def aggregate(runs: list[dict[str, Any]], agent_names: Sequence[str]) -> list[di
             values = np.array([r[k] for r in rs], dtype=float)
             row[k] = float(values.mean())
             row[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[f"{k}_ci95"] = ci95(values)
         row["nodes"] = float(np.mean([r["nodes"] for r in rs]))
         row["seconds"] = float(np.mean([r["seconds"] for r in rs]))
         rows.append(row)
@@ -229,7 +263,7 @@ def aggregate(runs: list[dict[str, Any]], agent_names: Sequence[str]) -> list[di
 def csv_columns(agent_names: Sequence[str]) -> list[str]:
     cols = ["strategy", "budget", "seeds", "problems"]
     for k in list(METRICS) + [f"share_{a}" for a in agent_names]:
-        cols += [k, f"{k}_std"]
+        cols += [k, f"{k}_std", f"{k}_ci95"]
     return cols + ["nodes", "seconds"]
 
 
@@ -242,7 +276,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Non
 
 
 def plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
-    """Two panels, Pass@1(MCTS) and Pass@N against budget, one line (± std) per strategy."""
+    """Two panels, Pass@1(MCTS) and Pass@N against budget, one line (95% CI bars) per strategy."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -258,7 +292,7 @@ def plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
             # dodge strategies a little along x so equal curves stay visible
             dodge = 2 ** (0.035 * (i - (len(strategies) - 1) / 2))
             ax.errorbar([r["budget"] * dodge for r in mine], [r[key] for r in mine],
-                        yerr=[r[f"{key}_std"] for r in mine], marker=markers[i % len(markers)],
+                        yerr=[r[f"{key}_ci95"] for r in mine], marker=markers[i % len(markers)],
                         linestyle=styles[i % len(styles)], markersize=5, capsize=3, label=s)
         ax.set_xscale("log", base=2)
         ax.set_xticks(budgets, [str(b) for b in budgets])
@@ -308,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
     runs: list[dict[str, Any]] = []
     reuse: dict[int, Any] = {}
     started = time.perf_counter()
-    with Executor(max_workers=args.workers) as real:
+    with Executor(max_workers=args.executor_workers) as real:
         real.run_many([])  # start the workers now, outside the timed searches
         executor = CachedExecutor(real) if args.cache else real
         warm = None
@@ -354,6 +388,7 @@ def run(args: argparse.Namespace) -> int:
               **{f"share {a}": _pm(r, f"share_{a}") for a in names}} for r in rows]
     print(format_table(table, list(table[0])))
     print("\n" + "; ".join(f"{n} = {s}" for n, s in zip(names, args.agents, strict=True)))
+    print(f"mean ± 95% confidence half-width over {len(seeds)} seeds")
     print(f"{len(problems)} problems × {len(seeds)} seeds, judged on {args.judge_tests} tests, "
           f"{total:.1f} s in all"
           + (f"; {executor.executed} programs executed, {executor.reused} verdicts reused"
@@ -363,4 +398,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pm(row: dict[str, Any], key: str) -> str:
-    return f"{row[key]:.3f}±{row[key + '_std']:.3f}"
+    """Mean ± 95% confidence half-width over seeds."""
+    return f"{row[key]:.3f}±{row[key + '_ci95']:.3f}"
