@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=4)
     parser.add_argument("--max-trees", type=int, default=3)
     parser.add_argument("--expansions-per-tree", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="executor processes")
+    parser.add_argument("--executor-workers", type=int, default=2, help="executor processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = load_problems("builtin:demo")[: args.problems]
     policy = scripted_batch(problems)
     solved = 0
-    with Executor(max_workers=args.workers) as executor, BatchedSearch(
+    with Executor(max_workers=args.executor_workers) as executor, BatchedSearch(
             problems, agents=["coder_0", "coder_1"], budget=args.budget, executor=executor,
             max_trees=args.max_trees, expansions_per_tree=args.expansions_per_tree,
             seed=args.seed) as search:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,44 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "command line win)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: runs/<time>)")
+
+
+#: Old spellings kept for one release as deprecated aliases: {old dest: new dest}.
+#: One name each across subcommands: executor processes are `--executor-workers`, trees in
+#: flight at once are `--max-trees`.
+DEPRECATED: dict[str, str] = {"workers": "executor_workers", "trees_per_round": "max_trees"}
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def deprecation_warning(old: str, new: str) -> None:
+    print(f"mars2: {old} is deprecated and will be removed; use {new}", file=sys.stderr)
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old flag: warns once on stderr and stores into the new option's destination."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
+        deprecation_warning(option_string, _flag(self.dest))
+        setattr(namespace, self.dest, values)
+
+
+def add_executor_workers(parser: argparse.ArgumentParser, default: int | None = None) -> None:
+    """`--executor-workers N` (sandbox processes), with `--workers` as a deprecated alias."""
+    parser.add_argument("--executor-workers", type=int, default=default,
+                        help="sandbox worker processes that run the programs (none: one per core)")
+    parser.add_argument("--workers", dest="executor_workers", type=int, action=_DeprecatedAlias,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_max_trees(parser: argparse.ArgumentParser, default: int | None, help: str) -> None:
+    """`--max-trees N` (trees in flight at once), with `--trees-per-round` as a deprecated alias."""
+    parser.add_argument("--max-trees", type=int, default=default, help=help)
+    parser.add_argument("--trees-per-round", dest="max_trees", type=int,
+                        action=_DeprecatedAlias, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
 
 
 def default_out_dir() -> Path:
@@ -61,6 +100,9 @@ def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
     explicit = _explicit_dests(parser, argv)
     for key, value in data.items():
         dest = str(key).replace("-", "_")
+        if dest in DEPRECATED and DEPRECATED[dest] in actions:
+            deprecation_warning(f"key {key!r} in {path}", repr(DEPRECATED[dest]))
+            dest = DEPRECATED[dest]
         if dest not in actions:
             valid = ", ".join(sorted(actions))
             raise SystemExit(f"mars2: unknown key {key!r} in {path}; valid keys: {valid}")

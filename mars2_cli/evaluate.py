@@ -16,7 +16,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
+from mars2_cli.common import (
+    add_common_arguments,
+    add_executor_workers,
+    add_max_trees,
+    resolve_out_dir,
+    write_json,
+)
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
 from mars2_cli.summary import format_table, read_trees, run_metrics
 from mars2_env.metrics import pass_at_k
@@ -37,11 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge-tests", default="private", choices=["private", "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--max-trees", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--workers", type=int, default=None)
+    add_max_trees(p, 8, "trees in flight at once")
+    from mars2_cli.search import add_generation_arguments
+
+    add_generation_arguments(p)
+    add_executor_workers(p)
     from mars2_cli.diversity_report import add_diversity_arguments
 
     add_diversity_arguments(p)
@@ -92,18 +98,30 @@ def _from_runs(args: argparse.Namespace) -> int:
 
 
 def _fresh(args: argparse.Namespace) -> int:
-    from mars2_cli.search import _search_loop, make_agents
+    from mars2_cli.search import (
+        _search_loop,
+        check_agent_specs,
+        make_agents,
+        print_plan,
+        templates,
+    )
     from mars2_env.execution import Executor
     from mars2_env.problems import load_problems
     from mars2_env.vector import BatchedSearch
 
-    out = resolve_out_dir(args)
+    check_agent_specs(args.agents)
     problems = load_problems(args.problems)[: args.limit]
+    n_agents = len(args.agents)
+    print_plan(len(problems), max(0, args.samples) * n_agents + max(0, args.budget), args.agents,
+               args.max_new_tokens, what="evaluation",
+               extra=f" ({n_agents} agents x {args.samples} independent samples + a "
+                     f"{args.budget}-node {args.strategy} tree per problem)")
     agents = make_agents(args.agents, args, problems)
+    out = resolve_out_dir(args)
     results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
                                "agents": dict(zip(agents, args.agents, strict=True))}
     rows = []
-    with Executor(max_workers=args.workers) as executor:
+    with Executor(max_workers=args.executor_workers) as executor:
         for name, agent in agents.items():
             if args.samples <= 0:
                 break
@@ -113,7 +131,8 @@ def _fresh(args: argparse.Namespace) -> int:
             with BatchedSearch(problems, [name], budget=args.samples,
                                scheduler_factory=scheduler_factory("parallel", [name]),
                                executor=executor, max_trees=args.max_trees,
-                               judge_tests=args.judge_tests, seed=args.seed) as search:
+                               judge_tests=args.judge_tests, seed=args.seed,
+                               templates=templates(args)) as search:
                 trees = _search_loop(search, {name: agent}, path, already=0,
                                      total=len(problems), strategy="parallel")
             value = sampling_pass_at_1(trees, args.judge_tests)
@@ -126,7 +145,8 @@ def _fresh(args: argparse.Namespace) -> int:
             factory = scheduler_factory(args.strategy, list(agents))
             with BatchedSearch(problems, list(agents), budget=args.budget, scheduler_factory=factory,
                                executor=executor, max_trees=args.max_trees,
-                               judge_tests=args.judge_tests, seed=args.seed) as search:
+                               judge_tests=args.judge_tests, seed=args.seed,
+                               templates=templates(args)) as search:
                 trees = _search_loop(search, agents, path, already=0,
                                      total=len(problems), strategy=args.strategy)
             m = run_metrics(trees, judge=args.judge_tests)

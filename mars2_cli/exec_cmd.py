@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "tests": "all",
     "time_limit": None,
     "memory_limit": None,
-    "workers": 1,
+    "executor_workers": 1,
     "sandbox": "auto",
     "stop_on_failure": False,
     "json": False,
@@ -41,7 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall-clock seconds per test (default: the problem's)")
     parser.add_argument("--memory-limit", type=float, default=None,
                         help="MiB per test (default: the problem's)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    parser.add_argument("--executor-workers", type=int, default=None,
+                        help="sandbox worker processes (default 1)")
+    from mars2_cli.common import _DeprecatedAlias
+
+    parser.add_argument("--workers", dest="executor_workers", type=int, action=_DeprecatedAlias,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--sandbox", choices=("auto", "namespaces", "basic"), default=None,
                         help="isolation mode (default auto)")
     parser.add_argument("--stop-on-failure", action=argparse.BooleanOptionalAction, default=None,
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg["memory_limit"] is not None:
         limits["memory_limit_mb"] = float(cfg["memory_limit"])
     try:
-        with Executor(max_workers=int(cfg["workers"]), sandbox=cfg["sandbox"], **limits) as ex:
+        with Executor(max_workers=int(cfg["executor_workers"]), sandbox=cfg["sandbox"], **limits) as ex:
             result = ex.run(problem, code, tests=cfg["tests"],
                             stop_on_first_failure=bool(cfg["stop_on_failure"]))
             mode = ex.mode

@@ -22,6 +22,30 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (argparse's own formatter skips options
+    without help text and prints ``None``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "default:" in text or "(default" in text:
+            return text
+        if not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        default = action.default
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                               argparse._HelpAction, argparse._VersionAction)):
+            return text if not isinstance(action, argparse._StoreFalseAction) else \
+                f"{text} (default: on)".strip()
+        if default is None:
+            return f"{text} (default: none)".strip()
+        if isinstance(default, (list, tuple)):
+            shown = " ".join(str(x) for x in default)
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown})".strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mars2", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -32,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name != f"mars2_cli.{module}":
                 raise
             continue  # subcommand not built yet
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=DefaultsHelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -52,13 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError, KeyError) as e:
-        # errors a user can cause (bad file, option or problem id): one clear line, no traceback
+        # errors a user can cause (bad file, option or problem id): one clear line, no
+        # traceback (MARS2_DEBUG=1 raises it instead)
         if os.environ.get("MARS2_DEBUG"):
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"mars2 {args.command}: error: {message}", file=sys.stderr)
-        print("(set MARS2_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("MARS2_DEBUG"):
+            raise
+        print(f"\nmars2 {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:

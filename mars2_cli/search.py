@@ -8,11 +8,18 @@ writes `metrics.json` and `report.html`.
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
-from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
+from mars2_cli.common import (
+    add_common_arguments,
+    add_executor_workers,
+    add_max_trees,
+    default_out_dir,
+    write_json,
+)
+from mars2_cli.progress import SearchProgress, say
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
 from mars2_cli.summary import append_tree, format_table, repair_trees_file, run_metrics
 
@@ -34,20 +41,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="search only the first N problems")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out, skipping problems whose trees are saved")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier search in --out (trees.jsonl, "
+                        "metrics.json, report.html, config.json)")
     p.add_argument("--tests", default="public", choices=["public", "all"],
                    help="tests whose pass rate is a node's reward")
     p.add_argument("--judge-tests", default="private", choices=["private", "all", "none"],
                    help="tests that judge Pass@1(MCTS) / Pass@N (none: skip judging)")
-    p.add_argument("--max-trees", type=int, default=8, help="trees in flight at once")
+    add_max_trees(p, 8, "trees in flight at once (the generation batch is about this many "
+                        "prompts)")
     p.add_argument("--expansions-per-tree", type=int, default=1,
                    help="expansions one tree may have in flight per round (virtual loss)")
     p.add_argument("--stop-on-solve", action="store_true",
                    help="end a tree as soon as a node passes the judging tests")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--workers", type=int, default=None,
-                   help="executor processes (default: one per core)")
+    add_generation_arguments(p)
+    add_executor_workers(p)
+
+
+def add_generation_arguments(p: argparse.ArgumentParser) -> None:
+    """Sampling and prompt options of model agents, shared by search and eval."""
+    from mars2_env.prompts import TEMPLATE_STYLES
+
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per response at most")
+    p.add_argument("--prompt-style", default="default", choices=sorted(TEMPLATE_STYLES),
+                   help="prompt templates (mars2_env.prompts): default, or compact for very small "
+                        "models")
+    p.add_argument("--stop-at-code-block", action="store_true",
+                   help="hf agents: end a response at its first complete ```python block "
+                        "(a small model's text after it is chatter; saves most CPU time)")
 
 
 MODEL_KINDS = ("hf", "vllm", "openai")
@@ -70,6 +93,8 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
         if kind in MODEL_KINDS:
             overrides = dict(seed=seed, temperature=args.temperature, top_p=args.top_p,
                              max_new_tokens=args.max_new_tokens)
+            if kind == "hf" and getattr(args, "stop_at_code_block", False):
+                overrides["stop_at_code_block"] = True
         elif kind == "replay":
             overrides = dict(problems=problems)
         elif kind == "random":
@@ -87,61 +112,117 @@ def run(args: argparse.Namespace) -> int:
 
     if args.budget < 1:
         raise SystemExit("mars2 search: --budget must be >= 1")
-    out = resolve_out_dir(args)
+    check_agent_specs(args.agents)  # a typo fails here, in well under a second
+    out = planned_out_dir(args)
     trees_path = out / "trees.jsonl"
+    if args.overwrite and args.resume:
+        raise SystemExit("mars2 search: --overwrite and --resume contradict each other; pick one")
+    if trees_path.exists() and not args.resume and not args.overwrite:
+        raise SystemExit(f"mars2 search: {trees_path} exists; pass --resume to continue that run, "
+                         "--overwrite to replace it, or choose another --out")
     problems = load_problems(args.problems)
     if args.limit is not None:
         problems = problems[: args.limit]
-    if trees_path.exists() and not args.resume:
-        raise SystemExit(f"mars2 search: {trees_path} exists; pass --resume to continue that run "
-                         "or choose another --out")
+    factory = scheduler_factory(args.strategy, [f"coder_{i}" for i in range(len(args.agents))],
+                                prior=args.prior, refine_scope=args.refine_scope)
+    if args.overwrite:
+        clear_run(out)
     done = repair_trees_file(trees_path) if args.resume else []
     done_ids = {t.problem_id for t in done}
     todo = [p for p in problems if p.id not in done_ids]
     judge = None if args.judge_tests == "none" else args.judge_tests
-    write_json(out / "config.json", {k: v for k, v in vars(args).items() if not k.startswith("_")})
 
     trees = list(done)
     if todo:
+        print_plan(len(todo), args.budget, args.agents, args.max_new_tokens, what="tree search")
         agents = make_agents(args.agents, args, problems)
-        factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
-                                    refine_scope=args.refine_scope)
-        with Executor(max_workers=args.workers) as executor, BatchedSearch(
-                problems, list(agents), budget=args.budget, scheduler_factory=factory, skip=done_ids,
-                executor=executor, max_trees=args.max_trees,
-                expansions_per_tree=args.expansions_per_tree, tests=args.tests,
-                judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed) as search:
-            trees += _search_loop(search, agents, trees_path, already=len(done),
-                                  total=len(problems), strategy=args.strategy)
+        out.mkdir(parents=True, exist_ok=True)  # only now: a failed start leaves no run dir
+        write_json(out / "config.json", {k: v for k, v in vars(args).items()
+                                         if not k.startswith("_")})
+        saved: list = []
+        try:
+            with Executor(max_workers=args.executor_workers) as executor, BatchedSearch(
+                    problems, list(agents), budget=args.budget, scheduler_factory=factory,
+                    skip=done_ids, executor=executor, max_trees=args.max_trees,
+                    expansions_per_tree=args.expansions_per_tree, tests=args.tests,
+                    judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed,
+                    templates=templates(args)) as search:
+                _search_loop(search, agents, trees_path, already=len(done), total=len(problems),
+                             strategy=args.strategy, into=saved)
+        except KeyboardInterrupt:
+            print(f"\nmars2 search: interrupted — {len(done) + len(saved)} trees saved in "
+                  f"{trees_path}; continue with --resume", file=sys.stderr)
+            return 130
+        trees += saved
+    out.mkdir(parents=True, exist_ok=True)
     by_id = {t.problem_id: t for t in trees}
     ordered = [by_id[p.id] for p in problems if p.id in by_id]
     _finish(out, ordered, judge or "public", args)
     return 0
 
 
-def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
-                 already: int, total: int, strategy: str) -> list:
-    from tqdm import tqdm
+def templates(args: argparse.Namespace) -> Any:
+    """The prompt templates chosen with --prompt-style."""
+    from mars2_env.prompts import TEMPLATE_STYLES
 
-    finished_trees = []
-    solved = programs = 0
-    started = time.monotonic()
-    with tqdm(total=total, initial=already, unit="tree", desc="search", dynamic_ncols=True) as bar:
+    return TEMPLATE_STYLES[getattr(args, "prompt_style", "default")]
+
+
+def check_agent_specs(specs: list[str]) -> None:
+    """Validate every agent spec without loading a model (see `agents.check_spec`)."""
+    from agents import check_spec
+
+    for spec in specs:
+        check_spec(spec)
+
+
+def planned_out_dir(args: argparse.Namespace) -> Path:
+    """The run directory (`--out`, else runs/<time>), not yet created."""
+    if getattr(args, "out", None) is None:
+        args.out = default_out_dir()
+    return Path(args.out)
+
+
+RUN_FILES = ("trees.jsonl", "metrics.json", "report.html", "config.json")
+
+
+def clear_run(out: Path) -> None:
+    """--overwrite: remove the files a previous search wrote into `out` (nothing else)."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+def print_plan(problems: int, nodes: int, agents: list[str], max_new_tokens: int, *,
+               what: str, extra: str = "") -> None:
+    """One line of planned work before anything slow starts."""
+    programs = problems * nodes
+    say(f"planned {what}: {problems} problems x {nodes} nodes = {programs} programs{extra}, "
+        f"each up to {max_new_tokens} new tokens, agents {' '.join(agents)}")
+
+
+def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
+                 already: int, total: int, strategy: str, into: list | None = None) -> list:
+    """Run `search` to the end, appending each finished tree to `trees_path` as it finishes
+    (and to `into`, so a caller interrupted by Ctrl-C knows what was saved)."""
+    finished_trees = [] if into is None else into
+    with SearchProgress(trees=total, budget=search.config.budget, trees_done=already,
+                        desc=strategy) as progress:
         while not search.done:
             batch = search.pending()
-            responses = {name: agents[name].generate([p.observation for p in items])
-                         for name, items in batch.items()}
-            programs += sum(len(v) for v in responses.values())
-            for fin in search.submit(responses):
-                fin.tree.metadata.update({"strategy": strategy, "problem_title": fin.problem.title})
+            responses = {}
+            for name, items in batch.items():
+                responses[name] = agents[name].generate([p.observation for p in items])
+            discarded = search.discarded
+            finished = search.submit(responses)
+            # responses to trees solved earlier in the round (--stop-on-solve) add no node
+            progress.programs(sum(len(v) for v in responses.values())
+                              - (search.discarded - discarded))
+            for fin in finished:
+                fin.tree.metadata.update({"strategy": strategy, "problem_title": fin.problem.title,
+                                          "problem_statement": fin.problem.statement})
                 append_tree(trees_path, fin.tree)
                 finished_trees.append(fin.tree)
-                solved += int(fin.solved)
-                bar.update(1)
-            rate = programs / max(1e-9, time.monotonic() - started)
-            # nodes added so far (responses to trees already solved under --stop-on-solve are not)
-            bar.set_postfix(nodes=programs - search.discarded, solved=solved,
-                            programs_per_s=f"{rate:.1f}")
+                progress.tree_done(fin.solved, unused=search.config.budget - len(fin.tree))
     return finished_trees
 
 

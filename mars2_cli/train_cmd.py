@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             metavar = tp.__name__.upper() + ("|none" if optional else "")
             group.add_argument(flag, metavar=metavar, **kw)
+    from mars2_cli.common import _DeprecatedAlias
+
+    group.add_argument("--trees-per-round", dest="max_trees", action=_DeprecatedAlias,
+                       default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def build_config(args: argparse.Namespace):

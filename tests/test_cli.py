@@ -34,7 +34,7 @@ def replay_file(tmp_path_factory, demo_problems) -> Path:
 
 def search(out: Path, replay: Path, *extra: str) -> int:
     return main(["search", "--problems", "builtin:demo", "--agents", f"replay:{replay}",
-                 f"replay:{replay}", "--budget", "3", "--workers", "2", "--out", str(out), *extra])
+                 f"replay:{replay}", "--budget", "3", "--executor-workers", "2", "--out", str(out), *extra])
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_resume_after_interruption_keeps_finished_trees(tmp_path, replay_file, f
 def test_config_file_keys_are_flags_and_flags_win(tmp_path, replay_file):
     cfg = tmp_path / "search.yaml"
     cfg.write_text(f"problems: builtin:demo\nagents: ['replay:{replay_file}']\nbudget: 2\nlimit: 1\n"
-                   f"strategy: sequential\nworkers: 1\n")
+                   f"strategy: sequential\nexecutor_workers: 1\n")
     out = tmp_path / "a"
     assert main(["search", "--config", str(cfg), "--out", str(out)]) == 0
     (tree,) = read_trees(out / "trees.jsonl")
@@ -171,7 +171,7 @@ def test_eval_fresh_samples_and_search_give_known_pass_rates(tmp_path, replay_fi
     out = tmp_path / "eval"
     assert main(["eval", "--problems", "builtin:demo", "--limit", "2", "--agents",
                  f"replay:{replay_file}", f"replay:{replay_file}", "--samples", "2", "--budget", "3",
-                 "--workers", "2", "--out", str(out)]) == 0
+                 "--executor-workers", "2", "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["pass_at_1[coder_0]"] == pytest.approx(0.5)
     assert m["pass_at_1[coder_1]"] == pytest.approx(0.5)

@@ -48,7 +48,7 @@ def _config(tiny_dir, **overrides):
     kw = dict(
         agents=[f"hf:{tiny_dir}"] * 2,
         budget=4,
-        trees_per_round=2,
+        max_trees=2,
         buffer_threshold=4,
         per_device_train_batch_size=2,
         max_new_tokens=24,
@@ -164,11 +164,11 @@ def test_grpo_and_rs2_search_each_agent_alone(tmp_path, tiny_dir, demo_problems,
 
 
 def test_round_problems_are_a_seeded_epoch_shuffle(tmp_path, tiny_dir, demo_problems, executor):
-    with _loop(tmp_path, tiny_dir, demo_problems, executor, trees_per_round=2) as loop:
+    with _loop(tmp_path, tiny_dir, demo_problems, executor, max_trees=2) as loop:
         ids = [p.id for r in range(3) for p in loop.round_problems(r)]
     three = [p.id for p in demo_problems[:3]]
     assert sorted(ids[:3]) == sorted(three) and sorted(ids[3:6]) == sorted(three)
-    with _loop(tmp_path / "b", tiny_dir, demo_problems, executor, trees_per_round=2) as loop:
+    with _loop(tmp_path / "b", tiny_dir, demo_problems, executor, max_trees=2) as loop:
         assert ids == [p.id for r in range(3) for p in loop.round_problems(r)]
 
 

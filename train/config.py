@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 import yaml
 
 MODES = ("grpo", "rs2", "mars2")
+#: Old option names still read (with a warning): one name per option across `mars2` commands.
+DEPRECATED_NAMES = {"trees_per_round": "max_trees", "workers": "executor_workers"}
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -48,7 +51,8 @@ class Mars2TrainConfig:
     )
     agent_names: list[str] | None = _f(None, "names of the agents (default coder_0, coder_1, ...)")
     budget: int = _f(8, "nodes per tree (= G, the group size, in grpo mode)")
-    trees_per_round: int = _f(4, "problems searched per rollout round (trees in flight at once)")
+    max_trees: int = _f(4, "trees in flight at once = problems searched per rollout round "
+                           "(was trees_per_round)")
     expansions_per_tree: int = _f(1, "expansions one tree may have in flight per generation batch")
     tests: str = _f("all", "tests that reward a node during training: public, private or all")
     prior: str = _f("beta", "Thompson-sampling prior of the tree scheduler (rs2/mars2)")
@@ -187,7 +191,7 @@ class Mars2TrainConfig:
             len(set(self.names)) == len(self.names), f"agent names must be unique, got {self.names}"
         )
         need(self.budget >= 2, f"budget must be >= 2 nodes per tree (a group), got {self.budget}")
-        need(self.trees_per_round >= 1, f"trees_per_round must be >= 1, got {self.trees_per_round}")
+        need(self.max_trees >= 1, f"max_trees must be >= 1, got {self.max_trees}")
         need(
             self.expansions_per_tree >= 1,
             f"expansions_per_tree must be >= 1, got {self.expansions_per_tree}",
@@ -280,6 +284,11 @@ class Mars2TrainConfig:
         kwargs = {}
         for key, value in data.items():
             k = str(key).replace("-", "_")
+            if k in DEPRECATED_NAMES:
+                new = DEPRECATED_NAMES[k]
+                print(f"mars2: option {key!r} in {source} is deprecated and will be removed; use "
+                      f"{new!r}", file=sys.stderr)
+                k = new
             if k not in names:
                 raise ValueError(
                     f"unknown option {key!r} in {source}; valid options: {', '.join(sorted(names))}"

@@ -1,6 +1,6 @@
 """The rollout / update loop of GRPO, RS² and MARS² training.
 
-A run is a sequence of *rounds*. Round ``r`` takes the next ``trees_per_round`` problems of
+A run is a sequence of *rounds*. Round ``r`` takes the next ``max_trees`` problems of
 a seeded, epoch-shuffled stream and searches them with `mars2_env.vector.BatchedSearch`:
 
 * ``mars2``: one search whose trees are shared by all agents (Thompson-sampling scheduler);
@@ -251,7 +251,7 @@ class TrainLoop:
 
     def round_problems(self, r: int) -> list[Any]:
         """Problems of round ``r``: a pure function of (seed, r), each epoch a fresh permutation."""
-        n, k = len(self.problems), self.cfg.trees_per_round
+        n, k = len(self.problems), self.cfg.max_trees
         out = []
         for idx in range(r * k, (r + 1) * k):
             epoch, pos = divmod(idx, n)
