@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo bench test-vllm clean
+.PHONY: setup test test-fast demo bench test-vllm browser clean
 
 setup: $(STAMP)
 
@@ -19,9 +19,18 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # The whole suite, then the real vLLM tests in their own venv (see test-vllm).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 	bash scripts/setup_vllm_venv.sh
+
+# The report's test opens it in a real headless Chromium: install Debian's when we can (root
+# with apt-get, as on CI); elsewhere that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium >/dev/null; } || \
+	  echo "no chromium here: tests/test_report.py skips its browser test"
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not vllm"
