@@ -35,9 +35,15 @@ browser:
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not vllm"
 
+# The paper's comparison at one node budget, with the embedded SmolLM2-135M on problems it solves
+# sometimes (builtin:trivial_demo; rates in mars2_env/data/README.md): independent samples
+# (strategy parallel) vs the MARS² tree, then both side by side. Reruns overwrite runs/demo.
+DEMO_ARGS := --problems builtin:trivial_demo --agents hf:embedded hf:embedded --budget 8 \
+	--temperature 0.7 --max-new-tokens 96 --prompt-style compact --stop-at-code-block --seed 0
 demo: $(STAMP)
-	$(VENV)/bin/mars2 search --problems builtin:demo --agents hf:embedded hf:embedded \
-		--budget 8 --limit 4 --max-new-tokens 256 --strategy mars2 --seed 0 --out runs/demo
+	$(VENV)/bin/mars2 search $(DEMO_ARGS) --strategy parallel --out runs/demo/parallel --overwrite
+	$(VENV)/bin/mars2 search $(DEMO_ARGS) --strategy mars2 --out runs/demo/mars2 --overwrite
+	$(VENV)/bin/mars2 eval --from runs/demo/parallel runs/demo/mars2
 
 bench: $(STAMP)
 	$(PY) benchmarks/executor.py

@@ -17,12 +17,20 @@ from agents.base import BaseAgent, Generation, Messages, derive_seed, resolve_se
 
 
 def default_num_threads() -> int:
-    """Every core the process may use: the search loop generates, then executes, so while the
-    model works the sandbox workers are idle and a thread per core is fastest."""
+    """A thread per idle core: every core on an idle machine (the search loop generates, then
+    executes, so the sandbox workers are idle while the model works), fewer when other
+    processes keep cores busy. OpenMP threads on an oversubscribed machine wait on each other:
+    at load 10 on 2 cores, 2 threads took 4.7x the CPU time and 4x the wall time of 1 thread
+    for the same generation."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 class HFAgent(BaseAgent):
@@ -120,6 +128,12 @@ class HFAgent(BaseAgent):
                                                   add_generation_prompt=True)
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def sampling_key(self) -> tuple:
+        """Agents with equal keys sample from the same model object with the same settings,
+        so one batch can serve them all (`generate_together`)."""
+        return (id(self.model), id(self.tokenizer), self.temperature, self.top_p, self.top_k,
+                self.max_new_tokens, self.stop_at_code_block, self.batch_size)
+
     def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
         prompts = [self.encode_prompt(m) for m in batch]
         call = self._calls
@@ -199,6 +213,26 @@ class HFAgent(BaseAgent):
         lp = torch.log_softmax(logits, dim=-1)
         target = torch.tensor(completion_ids, device=lp.device)
         return lp.gather(-1, target.unsqueeze(-1)).squeeze(-1).tolist()
+
+
+def generate_together(agents: Sequence[HFAgent], observation_lists: Sequence[list[dict]]
+                      ) -> list[list[Generation]]:
+    """One batch for several agents that share a model and sampling settings (equal
+    `sampling_key`), split back per agent. On a CPU a decode step costs about the same for 8
+    rows as for 4, so two agents of the same model sampled together take about half the time
+    of two calls. The batch is seeded by the first agent's stream."""
+    if not agents or len({a.sampling_key() for a in agents}) != 1:
+        raise ValueError("generate_together needs agents sharing one model and the same "
+                         "sampling settings (equal sampling_key())")
+    if len(agents) != len(observation_lists):
+        raise ValueError(f"{len(agents)} agents but {len(observation_lists)} observation lists")
+    flat = [obs for group in observation_lists for obs in group]
+    gens = agents[0].generate(flat)
+    out, start = [], 0
+    for group in observation_lists:
+        out.append(gens[start:start + len(group)])
+        start += len(group)
+    return out
 
 
 class _StopAtCodeBlock:

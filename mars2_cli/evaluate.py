@@ -23,6 +23,7 @@ from mars2_cli.common import (
     resolve_out_dir,
     write_json,
 )
+from mars2_cli.report import LABELS
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
 from mars2_cli.summary import format_table, read_trees, run_metrics
 from mars2_env.metrics import pass_at_k
@@ -84,16 +85,27 @@ def _from_runs(args: argparse.Namespace) -> int:
         path = run_dir / "trees.jsonl"
         if not path.exists():
             raise SystemExit(f"mars2 eval: no trees.jsonl in {run_dir}")
-        m = run_metrics(read_trees(path), judge=args.judge_tests)
-        row = {"run": str(run_dir), "trees": m["trees"], "pass_at_1_mcts": m["pass_at_1_mcts"],
-               "pass_at_n": m["pass_at_n"]}
+        trees = read_trees(path)
+        m = run_metrics(trees, judge=args.judge_tests)
+        strategies = sorted({str((t.metadata or {}).get("strategy", "?")) for t in trees})
+        row = {"run": str(run_dir), "strategy": ",".join(strategies), "trees": m["trees"],
+               "nodes": m["nodes"], "pass_at_1_mcts": m["pass_at_1_mcts"],
+               "pass_at_n": m["pass_at_n"],
+               # the share of a tree's nodes that pass, averaged over trees: for independent
+               # samples (strategy parallel) the unbiased Pass@1 of one sample
+               "node_pass_at_1": sampling_pass_at_1(trees, args.judge_tests)}
         for sample_path in sorted((run_dir / "pass1").glob("*/trees.jsonl")):
             row[f"pass_at_1[{sample_path.parent.name}]"] = sampling_pass_at_1(
                 read_trees(sample_path), args.judge_tests)
         rows.append(row)
         write_json(run_dir / f"metrics_{args.judge_tests}.json", {**m, **row})
-    cols = sorted({c for r in rows for c in r}, key=lambda c: (c != "run", c))
-    print(format_table(rows, cols))
+    first = ["run", "strategy", "trees", "nodes", "pass_at_1_mcts", "pass_at_n", "node_pass_at_1"]
+    cols = first + sorted({c for r in rows for c in r} - set(first))
+    print(format_table([{LABELS.get(c, c): r.get(c, "") for c in cols} for r in rows],
+                       [LABELS.get(c, c) for c in cols]))
+    print(f"judged on {args.judge_tests} tests. {LABELS['pass_at_1_mcts']}: the latest-wins "
+          f"node (best public-test reward) passes; {LABELS['pass_at_n']}: some node passes; "
+          f"{LABELS['node_pass_at_1']}: the share of nodes that pass")
     return 0
 
 

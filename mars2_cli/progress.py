@@ -48,6 +48,13 @@ def say(message: str, stream: TextIO | None = None) -> None:
     tqdm.write(message, file=stream or sys.stderr)
 
 
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 class SearchProgress:
     """A live bar over the programs of a search.
 
@@ -72,8 +79,11 @@ class SearchProgress:
                         "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
         self._postfix()
         self._stop = threading.Event()
+        # redraw every tick_s on a terminal (the clock keeps moving while a model generates);
+        # into a file or pipe only when something changed, so logs stay short
         self._ticker = threading.Thread(target=self._tick, args=(tick_s,), daemon=True)
-        self._ticker.start()
+        if _isatty(self.stream):
+            self._ticker.start()
 
     def _tick(self, every: float) -> None:
         while not self._stop.wait(every):
@@ -109,7 +119,8 @@ class SearchProgress:
 
     def close(self) -> None:
         self._stop.set()
-        self._ticker.join(timeout=2)
+        if self._ticker.is_alive():
+            self._ticker.join(timeout=2)
         self.bar.close()
 
     def __enter__(self) -> SearchProgress:

@@ -153,7 +153,7 @@ def _summary_rows(trees: list[SearchTree], per_tree: list[dict[str, Any]]) -> st
 LABELS = {
     "trees": "trees", "nodes": "nodes", "judge": "judged on",
     "pass_at_1_mcts": "Pass@1(MCTS)", "pass_at_n": "Pass@N",
-    "best_public_reward": "best public reward",
+    "best_public_reward": "best public reward", "node_pass_at_1": "node Pass@1",
 }
 
 STYLE = """

@@ -86,6 +86,7 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
     from agents import make_agent
 
     agents = {}
+    loaded: dict[str, Any] = {}  # hf spec -> its first agent: later ones share the model
     for i, spec in enumerate(specs):
         name = f"coder_{i}"
         kind = spec.partition(":")[0]
@@ -101,8 +102,37 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
             overrides = dict(seed=seed)
         else:
             overrides = dict(seed=seed, problems=problems)
+        if kind == "hf" and spec in loaded:
+            from agents.hf import HFAgent
+
+            first = loaded[spec]
+            agents[name] = HFAgent(first.model, first.tokenizer, name=name, **overrides)
+            continue
         agents[name] = make_agent(spec, name=name, **overrides)
+        if kind == "hf":
+            loaded[spec] = agents[name]
     return agents
+
+
+def generate_batch(agents: dict[str, Any], batch: dict[str, list]) -> dict[str, list]:
+    """Responses for one round: agents that share a model and sampling settings (the same hf
+    spec listed twice) are sampled in one batch, the others one call each."""
+    groups: dict[Any, list[str]] = {}
+    for name in batch:
+        key = getattr(agents[name], "sampling_key", None)
+        groups.setdefault(key() if callable(key) else ("alone", name), []).append(name)
+    responses: dict[str, list] = {}
+    for names in groups.values():
+        observations = [[p.observation for p in batch[n]] for n in names]
+        if len(names) == 1:
+            responses[names[0]] = agents[names[0]].generate(observations[0])
+            continue
+        from agents.hf import generate_together
+
+        for n, gens in zip(names, generate_together([agents[n] for n in names], observations),
+                           strict=True):
+            responses[n] = gens
+    return responses
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,8 +155,6 @@ def run(args: argparse.Namespace) -> int:
         problems = problems[: args.limit]
     factory = scheduler_factory(args.strategy, [f"coder_{i}" for i in range(len(args.agents))],
                                 prior=args.prior, refine_scope=args.refine_scope)
-    if args.overwrite:
-        clear_run(out)
     done = repair_trees_file(trees_path) if args.resume else []
     done_ids = {t.problem_id for t in done}
     todo = [p for p in problems if p.id not in done_ids]
@@ -136,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     if todo:
         print_plan(len(todo), args.budget, args.agents, args.max_new_tokens, what="tree search")
         agents = make_agents(args.agents, args, problems)
+        if args.overwrite:  # only once the agents loaded: a failed start keeps the old results
+            clear_run(out)
         out.mkdir(parents=True, exist_ok=True)  # only now: a failed start leaves no run dir
         write_json(out / "config.json", {k: v for k, v in vars(args).items()
                                          if not k.startswith("_")})
@@ -209,9 +239,7 @@ def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
                         desc=strategy) as progress:
         while not search.done:
             batch = search.pending()
-            responses = {}
-            for name, items in batch.items():
-                responses[name] = agents[name].generate([p.observation for p in items])
+            responses = generate_batch(agents, batch)
             discarded = search.discarded
             finished = search.submit(responses)
             # responses to trees solved earlier in the round (--stop-on-solve) add no node
@@ -227,7 +255,7 @@ def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
 
 
 def _finish(out: Path, trees: list, judge: str, args: argparse.Namespace) -> None:
-    from mars2_cli.report import write_report
+    from mars2_cli.report import LABELS, write_report
 
     metrics = run_metrics(trees, judge=judge)
     metrics.update({"strategy": args.strategy, "agents": list(args.agents), "budget": args.budget,
@@ -235,8 +263,9 @@ def _finish(out: Path, trees: list, judge: str, args: argparse.Namespace) -> Non
     write_json(out / "metrics.json", metrics)
     write_report(out / "report.html", trees, metrics,
                  title=f"mars2 search — {args.strategy} on {args.problems}")
-    print(format_table(metrics["per_tree"], ["problem_id", "nodes", "best_public_reward",
-                                             "pass_at_1_mcts", "pass_at_n"]))
+    cols = ["problem_id", "nodes", "best_public_reward", "pass_at_1_mcts", "pass_at_n"]
+    print(format_table([{LABELS.get(c, c): r[c] for c in cols} for r in metrics["per_tree"]],
+                       [LABELS.get(c, c) for c in cols]))
     print(f"\n{metrics['trees']} trees, {metrics['nodes']} nodes · "
           f"Pass@1(MCTS) {metrics['pass_at_1_mcts']:.3f} · Pass@N {metrics['pass_at_n']:.3f} "
           f"(judged on {judge} tests)")

@@ -219,3 +219,22 @@ def test_progress_rate_is_formatted_for_slow_runs(capsys):
     assert "s/program" in text and "0.0 program" not in text
     assert format_duration(42) == "42 s" and format_duration(200) == "3 min 20 s"
     assert format_duration(7500) == "2 h 05 min"
+
+
+def test_make_demo_commands_parse():
+    """Every `mars2` line of `make demo` is accepted by the parser, as written in the Makefile."""
+    import shlex
+
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    demo_args = next(line.split(":=", 1)[1] for line in text.splitlines()
+                     if line.startswith("DEMO_ARGS"))
+    recipe = text[text.index("\ndemo:") + 1:].split("\n\n")[0].splitlines()[1:]
+    commands = [line.strip().replace("$(DEMO_ARGS)", demo_args) for line in recipe]
+    assert len(commands) == 3 and all("$(VENV)/bin/mars2" in c for c in commands)
+    parser = build_parser()
+    parsed = [parser.parse_args(shlex.split(c.split("$(VENV)/bin/mars2", 1)[1]))
+              for c in commands]
+    assert [p.command for p in parsed] == ["search", "search", "eval"]
+    assert {p.strategy for p in parsed[:2]} == {"parallel", "mars2"}
+    assert all(p.overwrite for p in parsed[:2])          # a second `make demo` works
+    assert parsed[0].budget == parsed[1].budget          # the same budget for both
