@@ -7,6 +7,7 @@ and also returns token ids and per-token logprobs when the backend has them (lea
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from collections.abc import Sequence
@@ -69,6 +70,31 @@ class BaseAgent:
     `act` is ``generate([obs])[0].text``."""
 
     name: str = "agent"
+
+    #: Attributes that never change between calls and are costly or impossible to copy (models,
+    #: engines, problem tables). Everything else is the agent's sampling state (`get_state`).
+    #: None: the class does not declare it, and `get_state` is unavailable.
+    _static_attrs: tuple[str, ...] | None = None
+
+    def get_state(self) -> dict[str, Any]:
+        """A copy of everything that changes from call to call (random generators, counters).
+
+        An agent built from the same spec and given this state with `set_state` answers the next
+        calls exactly as this one would: a restarted Ray generation actor continues the run.
+        """
+        if self._static_attrs is None:
+            raise NotImplementedError(f"{type(self).__name__} does not declare its sampling "
+                                      "state (set _static_attrs)")
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in self._static_attrs})
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a `get_state` copy taken from an agent built from the same spec."""
+        if self._static_attrs is None:
+            raise NotImplementedError(f"{type(self).__name__} does not declare its sampling "
+                                      "state (set _static_attrs)")
+        if not isinstance(state, dict) or set(state) & set(self._static_attrs):
+            raise ValueError(f"not a {type(self).__name__}.get_state() value")
+        vars(self).update(copy.deepcopy(state))
 
     def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
         """One `Generation` per list of chat messages, in order."""

@@ -30,6 +30,8 @@ class HFAgent(BaseAgent):
     ``num_threads`` sets torch's CPU thread count (process-wide) when the model is on the CPU.
     """
 
+    _static_attrs = ("model", "tokenizer")
+
     def __init__(self, model: Any, tokenizer: Any, name: str | None = None, *,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  max_new_tokens: int = 512, seed: int | None = None, batch_size: int = 8,

@@ -42,6 +42,8 @@ class OpenAIAgent(BaseAgent):
     parsed into ``completion_token_ids``).
     """
 
+    _static_attrs = ("api_key", "_lock", "_pool")
+
     def __init__(self, base_url: str, model: str, name: str | None = None, *,
                  api_key: str | None = None, temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 512, seed: int | None = None, max_concurrency: int = 8,

@@ -41,6 +41,8 @@ class ReplayAgent(BaseAgent):
     `Problem`s, given when observations carry no id).
     """
 
+    _static_attrs = ("responses", "_by_statement")
+
     def __init__(self, path: str | Path, name: str | None = None, *,
                  problems: Iterable[Any] | None = None) -> None:
         self.path = Path(path)
@@ -129,6 +131,8 @@ def _entry_point(obs: dict) -> tuple[str | None, bool]:
 class RandomAgent(BaseAgent):
     """Seeded random short programs (mostly wrong): constant answers, echoes, sums, crashes and
     the odd syntax error, shaped for the problem's kind (stdin program, function or method)."""
+
+    _static_attrs = ()
 
     def __init__(self, name: str = "random", *, seed: int | None = None,
                  fence_probability: float = 0.7) -> None:

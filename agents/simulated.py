@@ -88,6 +88,8 @@ class SimulatedAgent(BaseAgent):
             by ``problem_id`` when present, else by statement.
     """
 
+    _static_attrs = ("_by_id", "_by_statement", "_pools")
+
     def __init__(self, name: str = "simulated", skill: float = 0.5, refine_skill: float = 0.5,
                  seed: int | np.random.Generator | None = None,
                  problems: Iterable[Problem] | None = None) -> None:

@@ -41,6 +41,8 @@ class VLLMAgent(BaseAgent):
     runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), which keeps weight syncs cheap.
     """
 
+    _static_attrs = ("_vllm", "llm", "tokenizer")
+
     def __init__(self, model: str | None = None, name: str | None = None, *, llm: Any = None,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  max_new_tokens: int = 512, seed: int | None = None, in_process: bool = True,

@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mars2_cli.backend import add_backend_arguments
 from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
 from mars2_cli.summary import format_table, read_trees, run_metrics
@@ -45,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from mars2_cli.diversity_report import add_diversity_arguments
 
     add_diversity_arguments(p)
+    add_backend_arguments(p)
 
 
 def sampling_pass_at_1(trees: list, judge: str) -> float:
@@ -58,11 +60,18 @@ def sampling_pass_at_1(trees: list, judge: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mars2_cli.backend import backend_options, print_plan
+
+    ray_opts = backend_options(args, "eval")
+    if ray_opts is not None and args.from_runs:
+        raise ValueError("--ray runs fresh searches; --from only recomputes saved ones")
+    if ray_opts is not None and ray_opts.dry_run:
+        return print_plan(ray_opts, args.agents)
     if args.from_runs:
         return _from_runs(args)
     if args.diversity:
         raise SystemExit("mars2 eval: --diversity needs --from RUN [RUN ...] (saved searches)")
-    return _fresh(args)
+    return _fresh(args, ray_opts)
 
 
 def _from_runs(args: argparse.Namespace) -> int:
@@ -91,31 +100,29 @@ def _from_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fresh(args: argparse.Namespace) -> int:
-    from mars2_cli.search import _search_loop, make_agents
-    from mars2_env.execution import Executor
+def _fresh(args: argparse.Namespace, ray_opts: Any = None) -> int:
+    from mars2_cli.backend import open_backend, search_trees
+    from mars2_cli.search import make_agents
     from mars2_env.problems import load_problems
-    from mars2_env.vector import BatchedSearch
 
     out = resolve_out_dir(args)
     problems = load_problems(args.problems)[: args.limit]
-    agents = make_agents(args.agents, args, problems)
-    results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
-                               "agents": dict(zip(agents, args.agents, strict=True))}
     rows = []
-    with Executor(max_workers=args.workers) as executor:
+    with open_backend(args, ray_opts, args.agents) as backend:
+        agents = make_agents(args.agents, args, problems, backend.make_agent)
+        results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
+                                   "agents": dict(zip(agents, args.agents, strict=True))}
         for name, agent in agents.items():
             if args.samples <= 0:
                 break
             path = out / "pass1" / name / "trees.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
-            with BatchedSearch(problems, [name], budget=args.samples,
-                               scheduler_factory=scheduler_factory("parallel", [name]),
-                               executor=executor, max_trees=args.max_trees,
-                               judge_tests=args.judge_tests, seed=args.seed) as search:
-                trees = _search_loop(search, {name: agent}, path, already=0,
-                                     total=len(problems), strategy="parallel")
+            trees = search_trees(backend, problems, {name: agent}, path, strategy="parallel",
+                                 budget=args.samples,
+                                 scheduler_factory=scheduler_factory("parallel", [name]),
+                                 max_trees=args.max_trees, judge_tests=args.judge_tests,
+                                 seed=args.seed)
             value = sampling_pass_at_1(trees, args.judge_tests)
             results[f"pass_at_1[{name}]"] = value
             rows.append({"system": f"{name} ({args.agents[list(agents).index(name)]})",
@@ -124,11 +131,10 @@ def _fresh(args: argparse.Namespace) -> int:
             path = out / "trees.jsonl"
             path.unlink(missing_ok=True)
             factory = scheduler_factory(args.strategy, list(agents))
-            with BatchedSearch(problems, list(agents), budget=args.budget, scheduler_factory=factory,
-                               executor=executor, max_trees=args.max_trees,
-                               judge_tests=args.judge_tests, seed=args.seed) as search:
-                trees = _search_loop(search, agents, path, already=0,
-                                     total=len(problems), strategy=args.strategy)
+            trees = search_trees(backend, problems, agents, path, strategy=args.strategy,
+                                 budget=args.budget, scheduler_factory=factory,
+                                 max_trees=args.max_trees, judge_tests=args.judge_tests,
+                                 seed=args.seed)
             m = run_metrics(trees, judge=args.judge_tests)
             results.update({"pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"],
                             "search": m})

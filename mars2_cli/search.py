@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mars2_cli.backend import add_backend_arguments
 from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
 from mars2_cli.summary import append_tree, format_table, repair_trees_file, run_metrics
@@ -48,19 +49,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--workers", type=int, default=None,
                    help="executor processes (default: one per core)")
+    add_backend_arguments(p)
 
 
 MODEL_KINDS = ("hf", "vllm", "openai")
 
 
-def make_agents(specs: list[str], args: argparse.Namespace, problems: list | None = None
-                ) -> dict[str, Any]:
+def make_agents(specs: list[str], args: argparse.Namespace, problems: list | None = None,
+                make_agent: Any = None) -> dict[str, Any]:
     """Agent objects named coder_0, coder_1, ... in the order of their specs.
 
     Model backends get the sampling flags; scripted agents (replay, simulated) get the problem
-    list so they can tell which problem an observation is about.
+    list so they can tell which problem an observation is about. `make_agent(spec, **overrides)`
+    builds each one (default `agents.make_agent`; a Ray backend builds generation pools).
     """
-    from agents import make_agent
+    if make_agent is None:
+        from agents import make_agent
 
     agents = {}
     for i, spec in enumerate(specs):
@@ -81,10 +85,12 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from mars2_env.execution import Executor
+    from mars2_cli.backend import backend_options, open_backend, print_plan, search_trees
     from mars2_env.problems import load_problems
-    from mars2_env.vector import BatchedSearch
 
+    ray_opts = backend_options(args, "search")
+    if ray_opts is not None and ray_opts.dry_run:
+        return print_plan(ray_opts, args.agents)
     if args.budget < 1:
         raise SystemExit("mars2 search: --budget must be >= 1")
     out = resolve_out_dir(args)
@@ -103,16 +109,16 @@ def run(args: argparse.Namespace) -> int:
 
     trees = list(done)
     if todo:
-        agents = make_agents(args.agents, args, problems)
-        factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
-                                    refine_scope=args.refine_scope)
-        with Executor(max_workers=args.workers) as executor, BatchedSearch(
-                problems, list(agents), budget=args.budget, scheduler_factory=factory, skip=done_ids,
-                executor=executor, max_trees=args.max_trees,
+        with open_backend(args, ray_opts, args.agents) as backend:
+            agents = make_agents(args.agents, args, problems, backend.make_agent)
+            factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
+                                        refine_scope=args.refine_scope)
+            trees += search_trees(
+                backend, problems, agents, trees_path, strategy=args.strategy,
+                already=len(done), total=len(problems), skip=done_ids, budget=args.budget,
+                scheduler_factory=factory, max_trees=args.max_trees,
                 expansions_per_tree=args.expansions_per_tree, tests=args.tests,
-                judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed) as search:
-            trees += _search_loop(search, agents, trees_path, already=len(done),
-                                  total=len(problems), strategy=args.strategy)
+                judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed)
     by_id = {t.problem_id: t for t in trees}
     ordered = [by_id[p.id] for p in problems if p.id in by_id]
     _finish(out, ordered, judge or "public", args)
@@ -123,14 +129,15 @@ def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
                  already: int, total: int, strategy: str) -> list:
     from tqdm import tqdm
 
+    from mars2_env.vector import respond
+
     finished_trees = []
     solved = programs = 0
     started = time.monotonic()
     with tqdm(total=total, initial=already, unit="tree", desc="search", dynamic_ncols=True) as bar:
         while not search.done:
             batch = search.pending()
-            responses = {name: agents[name].generate([p.observation for p in items])
-                         for name, items in batch.items()}
+            responses = respond(agents, batch)
             programs += sum(len(v) for v in responses.values())
             for fin in search.submit(responses):
                 fin.tree.metadata.update({"strategy": strategy, "problem_title": fin.problem.title})

@@ -20,6 +20,13 @@ order the trees start, exactly as `mars2_env.aec.raw_env` draws one per `reset()
 `expansions_per_tree=1` and the same seed, the trees are identical to those of separate AEC
 episodes (`env.reset(seed=s)` then `env.reset()` for each next problem) given the same responses.
 
+`respond(agents, batch)` is that middle line for agent objects (anything with
+`generate(observations)`, e.g. `agents.make_agent(...)` or a Ray generation pool): agents that
+also have `generate_async` (returning an object with `.result()`) are all started before any is
+awaited, so agents served by different machines generate at the same time. The executor is
+anything with `run_many` (an `Executor`, or `mars2_ray.RayExecutor`), so the same loop runs on
+one machine or a cluster.
+
 `expansions_per_tree=k > 1` lets one tree have up to k expansions in flight per round. Each is
 marked with the scheduler's `mark_pending` (virtual loss: it counts as an observed failure in the
 posteriors until it lands, so the next selection in the same round looks elsewhere) and cleared
@@ -29,7 +36,7 @@ tree while its expansion is in flight, so no virtual loss is applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +52,7 @@ from mars2_env.envcore import (
 )
 from mars2_env.problems import Problem
 
-__all__ = ["BatchedSearch", "FinishedTree", "PendingExpansion"]
+__all__ = ["BatchedSearch", "FinishedTree", "PendingExpansion", "respond"]
 
 
 @dataclass
@@ -79,6 +86,24 @@ class FinishedTree:
         return self.problem.id
 
 
+def respond(agents: Mapping[str, Any], batch: Mapping[str, Sequence[PendingExpansion]]
+            ) -> dict[str, list[Any]]:
+    """Each agent's responses to its pending expansions: ``agents[name].generate(observations)``.
+
+    Agents with `generate_async` are all started first, then the others run, then the started
+    ones are collected, so independent agents (e.g. on different GPUs) overlap.
+    """
+    missing = [name for name in batch if name not in agents]
+    if missing:
+        raise KeyError(f"no agent object for {missing}; agents given: {list(agents)}")
+    started = {name: agents[name].generate_async([p.observation for p in items])
+               for name, items in batch.items() if hasattr(agents[name], "generate_async")}
+    out = {name: list(agents[name].generate([p.observation for p in items]))
+           for name, items in batch.items() if name not in started}
+    out.update({name: list(call.result()) for name, call in started.items()})
+    return {name: out[name] for name in batch}
+
+
 @dataclass
 class _Slot:
     index: int
@@ -94,7 +119,9 @@ class BatchedSearch:
         budget: nodes per tree.
         scheduler_factory: zero-argument callable returning a fresh Scheduler (one per tree);
             default `ThompsonScheduler(agents)`.
-        executor: an `Executor`; None creates one (all cores) on first use, closed by `close()`.
+        executor: anything with the `Executor.run_many` API (an `Executor`, a
+            `mars2_ray.RayExecutor`); None creates an `Executor` (all cores) on first use,
+            closed by `close()`.
         max_trees: trees in flight at once (None: all).
         expansions_per_tree: expansions one tree may have in flight per round (virtual loss).
         seed: seed of the generator that draws each tree's scheduler seed.
@@ -268,14 +295,23 @@ class BatchedSearch:
                 finished.append(FinishedTree(slot.index, ep.problem, ep.tree, ep.records(), ep.solved))
         return finished
 
-    def run(self, policy: Callable[[str, list[dict[str, Any]]], Sequence[Any]]) -> list[FinishedTree]:
-        """Search every queued problem with `policy(agent, observations) -> responses`."""
+    def run(self, policy: Callable[[str, list[dict[str, Any]]], Sequence[Any]] | Mapping[str, Any]
+            ) -> list[FinishedTree]:
+        """Search every queued problem with `policy(agent, observations) -> responses`, or with
+        agent objects ``{name: agent}`` (see `respond`)."""
         finished: list[FinishedTree] = []
         while not self.done:
-            batch = self.pending()
-            finished.extend(self.submit({a: list(policy(a, [p.observation for p in items]))
-                                         for a, items in batch.items()}))
+            finished.extend(self.step(policy))
         return finished
+
+    def step(self, policy: Callable[[str, list[dict[str, Any]]], Sequence[Any]] | Mapping[str, Any]
+             ) -> list[FinishedTree]:
+        """One round: the pending expansions' responses from `policy` (as in `run`), submitted."""
+        batch = self.pending()
+        if isinstance(policy, Mapping):
+            return self.submit(respond(policy, batch))
+        return self.submit({a: list(policy(a, [p.observation for p in items]))
+                            for a, items in batch.items()})
 
     def close(self) -> None:
         """Close the executor if this object created it."""
