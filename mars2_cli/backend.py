@@ -41,11 +41,19 @@ def backend_options(args: argparse.Namespace, command: str, *, shards: bool = Tr
     return opts
 
 
+def _no_ray(exc: ImportError) -> SystemExit:
+    return SystemExit(f"mars2: {exc} (the ray extra is optional; plan a cluster without it: "
+                      "--dry-run --cluster 3:cpus=96,gpus=8)")
+
+
 def print_plan(opts: Any, specs: list[str]) -> int:
     """`--dry-run`: print where each actor would go; 0 if everything fits, else 2."""
     from mars2_ray.session import preview_plan
 
-    plan = preview_plan(opts, [(f"coder_{i}", s) for i, s in enumerate(specs)])
+    try:
+        plan = preview_plan(opts, [(f"coder_{i}", s) for i, s in enumerate(specs)])
+    except ImportError as exc:
+        raise _no_ray(exc) from None
     print(plan.format())
     if not plan.ok:
         print("\nthe plan does not fit: change the options above or the cluster", file=sys.stderr)
@@ -81,7 +89,11 @@ def open_backend(args: argparse.Namespace, opts: Any, specs: list[str]) -> Itera
         return
     from mars2_ray.session import RaySession
 
-    with RaySession(opts, [(f"coder_{i}", s) for i, s in enumerate(specs)]) as session:
+    try:
+        session = RaySession(opts, [(f"coder_{i}", s) for i, s in enumerate(specs)])
+    except ImportError as exc:
+        raise _no_ray(exc) from None
+    with session:
         print(session.plan.format(), file=sys.stderr, flush=True)
         if opts.rollout_workers > 1:
             yield Backend(None, lambda spec, **overrides: (spec, overrides), session)

@@ -44,6 +44,7 @@ class ExecutorActor:
         self.executor.run_many([])
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
                 "mode": self.executor.mode, "workers": self.executor.max_workers,
+                "niceness": os.nice(0),
                 "server_pids": [w.proc.pid for w in self.executor._pool.workers]}
 
     def run_many(self, new_problems: dict[str, Problem], items: list[tuple[str, str, Any]],
@@ -65,6 +66,8 @@ class RayExecutor:
         placements: planned actors (`mars2_ray.placement`); each actor's CPUs are its workers.
         max_retries: how many times one batch may be re-run on replacement actors before the
             run fails (a batch that kills every actor it reaches is not retried forever).
+        start_timeout: seconds to wait for the actors to start before saying which did not
+            (an actor waits for its CPUs while other jobs hold them).
         **executor_kwargs: passed to each actor's `Executor` (``sandbox=``, limits).
 
     Needs a connected Ray (``ray.init`` or `mars2_ray.runtime.connect`).
@@ -72,7 +75,7 @@ class RayExecutor:
 
     def __init__(self, actors: int = 1, workers_per_actor: int = 1, *,
                  placements: Sequence[Placement] | None = None, max_retries: int = 3,
-                 **executor_kwargs: Any) -> None:
+                 start_timeout: float = 600.0, **executor_kwargs: Any) -> None:
         require_ray()
         if placements is None:
             if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
@@ -89,6 +92,7 @@ class RayExecutor:
             if p.request.cpus < 1:
                 raise ValueError(f"{p.name} has {p.request.cpus} CPUs; an executor actor needs >= 1")
         self.max_retries = int(max_retries)
+        self.start_timeout = float(start_timeout)
         self._executor_kwargs = dict(executor_kwargs)
         self.slots = [ActorSlot(ExecutorActor, (int(p.request.cpus), self._executor_kwargs), p)
                       for p in placements]
@@ -113,6 +117,14 @@ class RayExecutor:
         ray = require_ray()
         started = {i: s.handle.ready.remote() for i, s in enumerate(self.slots)
                    if self._info[i] is None}
+        _, waiting = ray.wait(list(started.values()), num_returns=len(started),
+                              timeout=self.start_timeout)
+        if waiting:
+            late = [self.slots[i] for i, ref in started.items() if ref in waiting]
+            raise TimeoutError(
+                f"{len(late)} executor actor(s) did not start within {self.start_timeout:g} s: "
+                + ", ".join(f"{s.name} ({s.placement.request.cpus:g} CPUs)" for s in late)
+                + "; the cluster may not have those CPUs free (see `ray status`)")
         for i, ref in started.items():  # all actors start at once
             try:
                 self._info[i] = ray.get(ref)
@@ -189,7 +201,9 @@ class RayExecutor:
         self._closed = True
         ray = require_ray()
         refs = []
-        for slot in self.slots:
+        for i, slot in enumerate(self.slots):
+            if self._info[i] is None:   # never started (or replaced): nothing to close
+                continue
             try:
                 refs.append(slot.handle.close.remote())
             except Exception:

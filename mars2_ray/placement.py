@@ -141,7 +141,7 @@ class PlacementPlan:
         workers = sum(int(p.request.cpus) for p in execs)
         lines.append(f"execution: {len(execs)} executor actor(s), {workers} sandbox worker "
                      "process(es) in all")
-        lines.append("search: " + ("the driver (this process) searches every problem"
+        lines.append("search: " + ("the driver (the mars2 process) searches every problem"
                                    if self.shards == 1 else
                                    f"{self.shards} rollout workers, each searching a shard of "
                                    "the problems with its own actors"))

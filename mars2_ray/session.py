@@ -12,6 +12,9 @@ from mars2_ray.placement import NodeSpec, PlacementPlan, parse_cluster, plan_pla
 
 __all__ = ["RaySession", "preview_plan", "agent_overrides"]
 
+#: seconds a new session waits for resources of actors just killed (by a previous run) to free
+FREE_WAIT_S = 15.0
+
 
 def _local_gpus() -> float:
     """GPUs a local Ray would see (CUDA_VISIBLE_DEVICES, else /proc's NVIDIA devices)."""
@@ -91,9 +94,33 @@ class RaySession:
             where = "a local Ray" if options.address == LOCAL else f"the cluster at {options.address}"
             self.plan = plan_placement(self.nodes, self.agent_specs, options, source=where)
             self.plan.check()
+            self._check_free()
         except BaseException:
             self.close()
             raise
+
+    def _check_free(self) -> None:
+        """Refuse a plan that the cluster's free resources cannot hold (other jobs may hold
+        some of what `ray.cluster_resources` lists): actors would wait for ever."""
+        import time
+
+        from mars2_ray.runtime import require_ray
+
+        ray = require_ray()
+        need = {key: sum(getattr(p.request, unit) for p in self.plan.placements)
+                for key, unit in (("CPU", "cpus"), ("GPU", "gpus"))}
+        deadline = time.monotonic() + FREE_WAIT_S   # actors just killed free theirs shortly
+        while True:
+            free = ray.available_resources()
+            short = {k: (v, float(free.get(k, 0.0))) for k, v in need.items()
+                     if v > float(free.get(k, 0.0)) + 1e-6}
+            if not short or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for key, (want, have) in short.items():
+            raise ValueError(f"the plan needs {want:g} {key}s but the cluster has {have:g} free "
+                             "(other jobs hold the rest); lower the actors' resources or wait "
+                             "for the cluster to free them")
 
     # ------------------------------------------------------------------ one driver
     def executor(self, **executor_kwargs: Any) -> Any:

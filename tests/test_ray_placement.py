@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,20 @@ def test_config_file_sets_ray_options(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "2 node(s), 16 CPUs, 4 GPUs" in res.stdout
     assert res.stdout.count("generation  node-") == 2
+
+
+def test_paper_lcb_example_config_plans_on_three_gpu_nodes():
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "lcb_eval_ray.yaml"
+    res = dry_run("eval", "--config", str(config), "--dry-run",
+                  "--cluster", "3:cpus=96,gpus=8")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("96/96      8/8") == 3
+    assert "generation: 24 actor(s) for 2 agent(s) (coder_0: 12, coder_1: 12)" in res.stdout
+
+
+def test_ray_missing_is_one_clear_line(tmp_path):
+    res = dry_run("search", "--ray", "--limit", "1", "--agents", "random", "--out",
+                  str(tmp_path / "run"))
+    assert res.returncode != 0
+    assert "--ray needs Ray, an optional extra: pip install -e '.[ray]'" in res.stderr
+    assert "Traceback" not in res.stderr
