@@ -41,9 +41,13 @@ def backend_options(args: argparse.Namespace, command: str, *, shards: bool = Tr
     return opts
 
 
-def _no_ray(exc: ImportError) -> SystemExit:
-    return SystemExit(f"mars2: {exc} (the ray extra is optional; plan a cluster without it: "
-                      "--dry-run --cluster 3:cpus=96,gpus=8)")
+def _ray_error(exc: Exception, address: str) -> SystemExit:
+    """One line for Ray missing or a cluster that cannot be reached."""
+    if isinstance(exc, ImportError):
+        return SystemExit(f"mars2: {exc} (the ray extra is optional; plan a cluster without it: "
+                          "--dry-run --cluster 3:cpus=96,gpus=8)")
+    return SystemExit(f"mars2: cannot join the Ray cluster at {address!r}: {exc} (start one with "
+                      "`ray start --head`, or use --ray without an address for a local Ray)")
 
 
 def print_plan(opts: Any, specs: list[str]) -> int:
@@ -52,8 +56,8 @@ def print_plan(opts: Any, specs: list[str]) -> int:
 
     try:
         plan = preview_plan(opts, [(f"coder_{i}", s) for i, s in enumerate(specs)])
-    except ImportError as exc:
-        raise _no_ray(exc) from None
+    except (ImportError, ConnectionError) as exc:
+        raise _ray_error(exc, opts.address) from None
     print(plan.format())
     if not plan.ok:
         print("\nthe plan does not fit: change the options above or the cluster", file=sys.stderr)
@@ -91,8 +95,8 @@ def open_backend(args: argparse.Namespace, opts: Any, specs: list[str]) -> Itera
 
     try:
         session = RaySession(opts, [(f"coder_{i}", s) for i, s in enumerate(specs)])
-    except ImportError as exc:
-        raise _no_ray(exc) from None
+    except (ImportError, ConnectionError) as exc:
+        raise _ray_error(exc, opts.address) from None
     with session:
         print(session.plan.format(), file=sys.stderr, flush=True)
         if opts.rollout_workers > 1:

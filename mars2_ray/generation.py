@@ -101,6 +101,14 @@ class PendingGeneration:
     def result(self) -> list[Any]:
         if self._result is not None:
             return self._result
+        try:
+            self._result = self._collect()
+        finally:
+            if self.pool._pending is self:   # the pool takes new batches even after an error
+                self.pool._pending = None
+        return self._result
+
+    def _collect(self) -> list[Any]:
         ray = require_ray()
         out: list[Any] = [None] * len(self.observations)
         for i, rows in self.shards.items():
@@ -130,8 +138,6 @@ class PendingGeneration:
             for j, g in zip(rows, gens, strict=True):
                 out[j] = g
             self.pool._answered(i, batch, state)
-        self._result = out
-        self.pool._pending = None
         return out
 
 

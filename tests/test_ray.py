@@ -181,6 +181,10 @@ def test_pool_answers_like_the_local_agent(spec, demo_problems):
         assert pool.generate([]) == []
         with pytest.raises(TypeError, match="list of observations"):
             pool.generate(obs[0])
+        if spec == SIM:   # the agent's own error comes through, and the pool goes on
+            with pytest.raises(KeyError, match="matches none of the"):
+                pool.generate([{"statement": "no such problem", "kind": 0}])
+            assert texts(pool.generate(obs)) == texts(local.generate(obs))
 
 
 def test_trees_stay_with_one_actor(tmp_path, demo_problems):
