@@ -335,8 +335,9 @@ def test_ray_flags_need_ray_and_workers_conflict(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_hf_embedded_on_ray_gives_the_local_trees(tmp_path):
-    """The embedded SmolLM2 in generation actors: 2 problems x 3 nodes, identical trees."""
-    args = ["--limit", "2", "--budget", "3", "--agents", "hf:embedded", "hf:embedded",
+    """The embedded SmolLM2 (with a random agent) in generation actors: 2 problems x 3 nodes,
+    identical trees."""
+    args = ["--limit", "2", "--budget", "3", "--agents", "hf:embedded", "random",
             "--max-new-tokens", "32", "--seed", "0"]
     assert cli("search", tmp_path / "local", *args) == 0
     assert cli("search", tmp_path / "ray", *args, "--ray") == 0
