@@ -16,9 +16,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
+from mars2_cli.common import (
+    add_common_arguments,
+    add_time_limit_argument,
+    executor_limits,
+    resolve_out_dir,
+    write_json,
+)
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
-from mars2_cli.summary import format_table, read_trees, run_metrics
+from mars2_cli.summary import format_table, judge_note, read_trees, run_metrics
 from mars2_env.metrics import pass_at_k
 
 
@@ -42,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--workers", type=int, default=None)
+    add_time_limit_argument(p)
     from mars2_cli.diversity_report import add_diversity_arguments
 
     add_diversity_arguments(p)
@@ -53,7 +60,8 @@ def sampling_pass_at_1(trees: list, judge: str) -> float:
 
     if not trees:
         return 0.0
-    vals = [pass_at_k(len(t.nodes()), sum(judged(n, judge) for n in t.nodes()), 1) for t in trees]
+    vals = [pass_at_k(len(t.nodes()), sum(judged(n, judge, t) for n in t.nodes()), 1)
+            for t in trees]
     return sum(vals) / len(vals)
 
 
@@ -103,7 +111,7 @@ def _fresh(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
                                "agents": dict(zip(agents, args.agents, strict=True))}
     rows = []
-    with Executor(max_workers=args.workers) as executor:
+    with Executor(max_workers=args.workers, **executor_limits(args)) as executor:
         for name, agent in agents.items():
             if args.samples <= 0:
                 break
@@ -136,5 +144,6 @@ def _fresh(args: argparse.Namespace) -> int:
                          "pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"]})
     write_json(out / "metrics.json", results)
     print(format_table(rows, ["system", "pass_at_1", "pass_at_1_mcts", "pass_at_n"]))
-    print(f"judged on {args.judge_tests} tests; wrote {out / 'metrics.json'}")
+    note = judge_note(results["search"]) if "search" in results else ""
+    print(f"judged on {args.judge_tests} tests{note}; wrote {out / 'metrics.json'}")
     return 0

@@ -12,9 +12,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
+from mars2_cli.common import (
+    add_common_arguments,
+    add_time_limit_argument,
+    executor_limits,
+    resolve_out_dir,
+    write_json,
+)
 from mars2_cli.strategies import STRATEGIES, scheduler_factory
-from mars2_cli.summary import append_tree, format_table, repair_trees_file, run_metrics
+from mars2_cli.summary import (
+    append_tree,
+    format_table,
+    judge_note,
+    repair_trees_file,
+    run_metrics,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--workers", type=int, default=None,
                    help="executor processes (default: one per core)")
+    add_time_limit_argument(p)
 
 
 MODEL_KINDS = ("hf", "vllm", "openai")
@@ -106,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         agents = make_agents(args.agents, args, problems)
         factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
                                     refine_scope=args.refine_scope)
-        with Executor(max_workers=args.workers) as executor, BatchedSearch(
+        with Executor(max_workers=args.workers, **executor_limits(args)) as executor, BatchedSearch(
                 problems, list(agents), budget=args.budget, scheduler_factory=factory, skip=done_ids,
                 executor=executor, max_trees=args.max_trees,
                 expansions_per_tree=args.expansions_per_tree, tests=args.tests,
@@ -158,7 +171,7 @@ def _finish(out: Path, trees: list, judge: str, args: argparse.Namespace) -> Non
                                              "pass_at_1_mcts", "pass_at_n"]))
     print(f"\n{metrics['trees']} trees, {metrics['nodes']} nodes · "
           f"Pass@1(MCTS) {metrics['pass_at_1_mcts']:.3f} · Pass@N {metrics['pass_at_n']:.3f} "
-          f"(judged on {judge} tests)")
+          f"(judged on {judge} tests{judge_note(metrics)})")
     for agent, m in metrics["per_agent"].items():
         print(f"  {agent}: {m['expansions']} expansions ({m['share']:.0%}), "
               f"node Pass@1 {m['node_pass_at_1']:.3f}")

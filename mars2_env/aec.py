@@ -89,6 +89,7 @@ from mars2_env.envcore import (
     observation_space,
     pick_problem,
     resolve_problems,
+    warn_judge_policy,
 )
 from mars2_env.problems import Problem
 
@@ -118,6 +119,7 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
                                    stop_on_solve=bool(stop_on_solve),
                                    stop_on_first_failure=bool(stop_on_first_failure),
                                    templates=templates, **kw)
+        warn_judge_policy(self.problems, self.config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
@@ -222,7 +224,7 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
         self.infos = {a: {} for a in self.agents}
         if self.config.reward_mode == "raw":
             self.rewards[agent] = float(node.reward)
-        self.infos[agent] = {"node_id": node.id, "verdict": node.public["verdict"]}
+        self.infos[agent] = {"node_id": node.id, "verdict": (node.public or {}).get("verdict", "not_run")}
         if ep.done:
             solved_stop = self.config.stop_on_solve and ep.solved
             if self.config.reward_mode == "shaped":

@@ -9,6 +9,7 @@ so a batched run and separate AEC episodes build identical trees from the same s
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mars2_env.problems import Problem, load_problems
+from mars2_env.problems import Problem, TestCase, load_problems
 from mars2_env.spaces import CodeText
 
 #: Longest text (characters) an observation field or a response may have by default.
@@ -27,6 +28,8 @@ TEXT_KEYS = ("problem_id", "statement", "starter_code", "parent_code", "parent_f
 INT_KEYS = ("kind", "depth", "node_id", "budget_left")
 GENERATE, REFINE = 0, 1
 _TEST_CHOICES = ("public", "private", "all")
+#: Feedback of a node whose problem has no reward tests (see `judge_plan`).
+NO_REWARD_TESTS_FEEDBACK = "No tests were run: this problem has no example tests."
 
 
 @dataclass
@@ -71,6 +74,78 @@ def _check_tests(name: str, value: Any) -> None:
         return
     if value not in _TEST_CHOICES:
         raise ValueError(f"{name} must be one of {_TEST_CHOICES} or a list of TestCase, got {value!r}")
+
+
+class JudgePolicyWarning(UserWarning):
+    """Some problems have too few tests for the requested reward / judge split (see `judge_plan`)."""
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """How one problem's tree is rewarded and judged under a `SearchConfig`.
+
+    ``reward_tests`` reward each node (stored in ``node.public``); empty when the problem has none
+    of them (a LiveCodeBench row with no public tests): every node then gets reward 0 and no
+    feedback. ``judge_tests`` run a second time per node (``node.private``); None when there is
+    no separate judge run. ``judged_on`` is what judges the tree (kept in
+    ``tree.metadata["judge"]``): the ``judge_tests`` choice ("private", "all", "given"),
+    ``"public"`` when the problem has no judge tests of its own (single-test rows, HumanEval-like
+    sets with ``private`` empty): the reward run, over all the problem's tests, then judges;
+    None when judging is off.
+    """
+
+    reward_tests: list[TestCase]
+    judge_tests: list[TestCase] | None
+    judged_on: str | None
+
+    @property
+    def fallback(self) -> bool:
+        return self.judged_on == "public"
+
+
+def judge_plan(problem: Problem, config: SearchConfig) -> JudgePlan:
+    """The documented rule for problems with too few tests; never an error for a loadable problem.
+
+    1. No judge tests (``judge_tests="private"`` and the problem has no private tests): judge
+       on the reward run, which then holds every test, and mark the tree ``judge="public"``.
+    2. No reward tests (``tests="public"`` and no public tests): reward 0 for every node, no
+       feedback; judged as usual on the judge tests.
+    """
+    reward = problem.select_tests(config.tests)
+    if not problem.tests:
+        raise ValueError(f"problem {problem.id!r} has no tests at all")
+    if config.judge_tests is None:
+        return JudgePlan(reward, None, None)
+    judge = problem.select_tests(config.judge_tests)
+    if judge:
+        label = config.judge_tests if isinstance(config.judge_tests, str) else "given"
+        return JudgePlan(reward, judge, label)
+    if not reward:  # neither side has tests (e.g. tests="private", judge_tests="public" on a row with none)
+        return JudgePlan(reward, problem.tests, "all")
+    return JudgePlan(reward, None, "public")
+
+
+def warn_judge_policy(problems: Sequence[Problem], config: SearchConfig) -> dict[str, int]:
+    """Count the problems that fall under `judge_plan`'s rules; warn once (one warning with the
+    counts) when there are any. Returns ``{"judged_on_public": n, "no_reward_tests": m}``."""
+    counts = {"judged_on_public": 0, "no_reward_tests": 0}
+    for p in problems:
+        plan = judge_plan(p, config)
+        counts["judged_on_public"] += plan.fallback
+        counts["no_reward_tests"] += not plan.reward_tests
+    parts = []
+    n = len(problems)
+    if counts["judged_on_public"]:
+        parts.append(f"{counts['judged_on_public']} of {n} problems have no {config.judge_tests} "
+                     "tests: they are judged on all their tests, the reward run's (trees marked "
+                     "judge='public')")
+    if counts["no_reward_tests"]:
+        parts.append(f"{counts['no_reward_tests']} of {n} problems have no {config.tests} tests: "
+                     "their nodes get reward 0 and no test feedback, and they are judged as usual")
+    if parts:
+        warnings.warn("mars2: " + "; ".join(parts) + " (README: Datasets, judge policy)",
+                      JudgePolicyWarning, stacklevel=3)
+    return counts
 
 
 def resolve_problems(problems: Sequence[Problem] | str | Problem) -> list[Problem]:
@@ -176,12 +251,13 @@ class SearchEpisode:
         self.tree = SearchTree(problem.id, metadata={"budget": config.budget, "scheduler_seed": seed})
         self.solved = False
         self.in_flight = 0
-        self._public_tests = problem.select_tests(config.tests)
-        if not self._public_tests:
-            raise ValueError(f"problem {problem.id!r} has no {config.tests if isinstance(config.tests, str) else 'given'} "
-                             "tests to compute rewards with; choose other `tests` (e.g. 'all')")
-        judge = None if config.judge_tests is None else problem.select_tests(config.judge_tests)
-        self._judge_tests = judge or None  # no judging tests -> node.private stays None
+        plan = judge_plan(problem, config)
+        self._public_tests = plan.reward_tests  # may be empty: reward 0, see `judge_plan`
+        self._judge_tests = plan.judge_tests
+        if plan.judged_on is not None:
+            self.tree.metadata["judge"] = plan.judged_on
+        if not plan.reward_tests:
+            self.tree.metadata["reward_tests"] = "none"
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -242,7 +318,7 @@ class SearchEpisode:
         from mars2_env.prompts import extract_code
 
         code = extract_code(text)
-        items = [(self.problem, code, self._public_tests)]
+        items = [(self.problem, code, self._public_tests)] if self._public_tests else []
         if self._judge_tests is not None:
             items.append((self.problem, code, self._judge_tests))
         return code, items
@@ -252,13 +328,16 @@ class SearchEpisode:
         """Add the executed expansion as a node, update the scheduler, return the node."""
         from mars2_env.execution import format_feedback
 
-        public = results[0]
-        private = results[1] if len(results) > 1 else None
+        results = list(results)
+        public = results.pop(0) if self._public_tests else None
+        private = results[0] if results else None
         node = self.tree.add(
             expansion.parent_id, expansion.agent, response=text, code=code,
-            reward=float(public.reward), public=public.summary(),
+            reward=0.0 if public is None else float(public.reward),
+            public=None if public is None else public.summary(),
             private=None if private is None else private.summary(),
-            feedback=format_feedback(public), token_ids=token_ids, logprobs=logprobs)
+            feedback=NO_REWARD_TESTS_FEEDBACK if public is None else format_feedback(public),
+            token_ids=token_ids, logprobs=logprobs)
         self.scheduler.update(self.tree, node)
         judge = node.private if node.private is not None else node.public
         if judge is not None and judge.get("verdict") == "passed":

@@ -81,6 +81,7 @@ from mars2_env.envcore import (
     observation_space,
     pick_problem,
     resolve_problems,
+    warn_judge_policy,
 )
 from mars2_env.problems import Problem
 
@@ -107,6 +108,7 @@ class CodeSearchEnv(gymnasium.Env):
                                    stop_on_solve=bool(stop_on_solve),
                                    stop_on_first_failure=bool(stop_on_first_failure),
                                    templates=templates, **kw)
+        warn_judge_policy(self.problems, self.config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
@@ -177,7 +179,7 @@ class CodeSearchEnv(gymnasium.Env):
         results = self.executor.run_many(items, stop_on_first_failure=self.config.stop_on_first_failure)
         node = ep.land(self._expansion, text, code, results)
         reward = float(node.reward) if self.config.reward_mode == "raw" else 0.0
-        info: dict[str, Any] = {"node_id": node.id, "verdict": node.public["verdict"]}
+        info: dict[str, Any] = {"node_id": node.id, "verdict": (node.public or {}).get("verdict", "not_run")}
         terminated = truncated = False
         if ep.done:
             terminated = self.config.stop_on_solve and ep.solved

@@ -42,6 +42,7 @@ from mars2_env.envcore import (
     derive_seed,
     make_scheduler_factory,
     resolve_problems,
+    warn_judge_policy,
 )
 from mars2_env.problems import Problem
 
@@ -141,8 +142,11 @@ class BatchedSearch:
 
     # --- problems and state ---------------------------------------------------------------
     def add_problems(self, problems: Sequence[Problem] | str) -> None:
-        """Queue more problems (searched after those already queued)."""
-        self._queue.extend(resolve_problems(problems))
+        """Queue more problems (searched after those already queued); warns once about problems
+        with too few tests for the reward / judge split (`envcore.judge_plan`)."""
+        added = resolve_problems(problems)
+        warn_judge_policy(added, self.config)
+        self._queue.extend(added)
 
     @property
     def executor(self) -> Any:

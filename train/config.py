@@ -123,6 +123,11 @@ class Mars2TrainConfig:
         [], "TRL/transformers loggers besides metrics.jsonl: tensorboard, wandb, ..."
     )
     executor_workers: int | None = _f(None, "sandbox workers (default: one per core)")
+    time_limit_policy: str = _f(
+        "dataset",
+        "per-test time limit: dataset (each problem's own), SECONDS for every test, or xFACTOR "
+        "times the dataset's (mars2_env.problems.TimeLimitPolicy)",
+    )
     torch_threads: int | None = _f(
         None, "torch CPU threads (default: cores the executor leaves free)"
     )
@@ -174,6 +179,12 @@ class Mars2TrainConfig:
                 raise ValueError(f"Mars2TrainConfig: {msg}")
 
         need(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
+        try:
+            from mars2_env.problems import TimeLimitPolicy
+
+            TimeLimitPolicy.parse(self.time_limit_policy)
+        except ValueError as e:
+            need(False, f"time_limit_policy: {e}")
         need(
             isinstance(self.agents, list) and len(self.agents) >= 1,
             "agents must list at least one agent spec",

@@ -222,8 +222,10 @@ class TrainLoop:
     def executor(self) -> Any:
         if self._executor is None:
             from mars2_env.execution import Executor
+            from mars2_env.problems import TimeLimitPolicy
 
-            self._executor = Executor(max_workers=self.cfg.executor_workers)
+            limits = TimeLimitPolicy.parse(self.cfg.time_limit_policy).executor_options()
+            self._executor = Executor(max_workers=self.cfg.executor_workers, **limits)
         return self._executor
 
     @property
