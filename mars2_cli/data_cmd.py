@@ -217,7 +217,7 @@ def check_references(problems: list, workers: int | None = None, sandbox: str = 
             "without_reference": len(problems) - with_ref, "passed": passed,
             "failed": len(failures), "failures": failures,
             "wrong_checked": len(jobs) - with_ref, "wrong_passing": wrong_passing,
-            "limits": {k: v for k, v in limits.items()}, "sandbox": mode,
+            "limits": dict(limits), "sandbox": mode,
             "ok": not failures and not wrong_passing}
 
 

@@ -135,15 +135,17 @@ def warn_judge_policy(problems: Sequence[Problem], config: SearchConfig) -> dict
         counts["no_reward_tests"] += not plan.reward_tests
     parts = []
     n = len(problems)
+    judge = config.judge_tests if isinstance(config.judge_tests, str) else "given judge"
+    reward = config.tests if isinstance(config.tests, str) else "given reward"
     if counts["judged_on_public"]:
-        parts.append(f"{counts['judged_on_public']} of {n} problems have no {config.judge_tests} "
+        parts.append(f"{counts['judged_on_public']} of {n} problems have no {judge} "
                      "tests: they are judged on all their tests, the reward run's (trees marked "
                      "judge='public')")
     if counts["no_reward_tests"]:
-        parts.append(f"{counts['no_reward_tests']} of {n} problems have no {config.tests} tests: "
+        parts.append(f"{counts['no_reward_tests']} of {n} problems have no {reward} tests: "
                      "their nodes get reward 0 and no test feedback, and they are judged as usual")
     if parts:
-        warnings.warn("mars2: " + "; ".join(parts) + " (README: Datasets, judge policy)",
+        warnings.warn("mars2: " + "; ".join(parts) + " (README, 'Problems and datasets')",
                       JudgePolicyWarning, stacklevel=3)
     return counts
 
