@@ -53,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seeds; each strategy × budget runs once per seed")
     p.add_argument("--prior", default="beta", choices=["beta", "gaussian"],
                    help="Thompson prior of the mars2 / abmcts strategies")
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"],
+                   help="which nodes an agent may refine under the mars2 strategy: own = only "
+                        "nodes it wrote itself (the paper, the default), any = any node; abmcts "
+                        "always uses any (it picks the node before the agent)")
     p.add_argument("--judge-tests", default="private", choices=["private", "all"],
                    help="tests that judge Pass@1(MCTS) / Pass@N (node rewards use public tests)")
     p.add_argument("--max-trees", type=int, default=None,
@@ -166,11 +170,13 @@ def build_agents(specs: Sequence[str], args: argparse.Namespace, problems: list,
 def run_one(problems: list, agents: dict[str, Any], strategy: str, budget: int, seed: int,
             executor: Any, args: argparse.Namespace) -> dict[str, Any]:
     """One strategy × budget × seed search over all problems; its metrics as a flat dict."""
+    from agents.base import generate_seeded
     from mars2_cli.summary import run_metrics
     from mars2_env.vector import BatchedSearch
 
     names = list(agents)
-    factory = scheduler_factory(strategy, names, prior=args.prior)
+    scope = getattr(args, "refine_scope", None) if strategy == "mars2" else None
+    factory = scheduler_factory(strategy, names, prior=args.prior, refine_scope=scope)
     search = BatchedSearch(problems, names, budget=budget, scheduler_factory=factory,
                            executor=executor, max_trees=args.max_trees,
                            expansions_per_tree=args.expansions_per_tree, tests="public",
@@ -180,7 +186,8 @@ def run_one(problems: list, agents: dict[str, Any], strategy: str, budget: int, 
     started = time.perf_counter()
     while not search.done:
         batch = search.pending()
-        responses = {name: agents[name].generate([p.observation for p in items])
+        responses = {name: generate_seeded(agents[name], [p.observation for p in items],
+                                           [p.seed for p in items])
                      for name, items in batch.items()}
         trees.extend(fin.tree for fin in search.submit(responses))
     seconds = time.perf_counter() - started

@@ -23,7 +23,7 @@ from mars2_cli.common import (
     resolve_out_dir,
     write_json,
 )
-from mars2_cli.strategies import STRATEGIES, scheduler_factory
+from mars2_cli.strategies import REFINE_SCOPE_HELP, STRATEGIES, scheduler_factory
 from mars2_cli.summary import format_table, judge_note, read_trees, run_metrics
 from mars2_env.metrics import pass_at_k
 
@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="independent samples per problem and agent for Pass@1 (0: skip)")
     p.add_argument("--budget", type=int, default=60, help="nodes per tree for Pass@1(MCTS)/Pass@N (0: skip)")
     p.add_argument("--strategy", default="mars2", choices=sorted(STRATEGIES))
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"], help=REFINE_SCOPE_HELP)
+    p.add_argument("--prior", default="beta", choices=["beta", "gaussian"])
     p.add_argument("--judge-tests", default="private", choices=["private", "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None)
@@ -131,7 +133,8 @@ def _fresh(args: argparse.Namespace) -> int:
         if args.budget > 0:
             path = out / "trees.jsonl"
             path.unlink(missing_ok=True)
-            factory = scheduler_factory(args.strategy, list(agents))
+            factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
+                                        refine_scope=args.refine_scope)
             with BatchedSearch(problems, list(agents), budget=args.budget, scheduler_factory=factory,
                                executor=executor, max_trees=args.max_trees,
                                judge_tests=args.judge_tests, seed=args.seed) as search:

@@ -8,6 +8,7 @@ so a batched run and separate AEC episodes build identical trees from the same s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ class SearchConfig:
     tests: str | list = "public"
     judge_tests: str | list | None = "private"
     reward_mode: str = "raw"
-    alpha: float = 0.5
+    lam: float = 0.5
     beta: float = 0.5
     stop_on_solve: bool = False
     stop_on_first_failure: bool = False
@@ -57,7 +58,7 @@ class SearchConfig:
             _check_tests("judge_tests", self.judge_tests)
         if self.reward_mode not in ("raw", "shaped"):
             raise ValueError(f"reward_mode must be 'raw' or 'shaped', got {self.reward_mode!r}")
-        for name in ("alpha", "beta"):
+        for name in ("lam", "beta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -213,8 +214,54 @@ def action_space(config: SearchConfig) -> CodeText:
 
 
 def derive_seed(rng: np.random.Generator) -> int:
-    """Draw the scheduler seed of the next tree from an environment's generator."""
+    """Draw a 63-bit seed from an environment's generator (the run's base seed)."""
     return int(rng.integers(0, 2**63 - 1))
+
+
+def _mix(*parts: Any) -> int:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class TreeSeeds:
+    """The seeds of one tree, a pure function of (run base seed, problem id, visit).
+
+    ``scheduler`` seeds the tree's scheduler; ``agent`` is the root of the per-expansion
+    sampling seeds (`expansion_seed`). Neither depends on which other problems are searched,
+    in what order, how many trees are in flight or on which machine, so a resumed or
+    sharded run rebuilds exactly the trees of one uninterrupted run.
+    """
+
+    scheduler: int
+    agent: int
+
+
+def tree_seeds(base: int, problem_id: str, visit: int = 0) -> TreeSeeds:
+    """Seeds of the ``visit``-th search (0 = first) of problem ``problem_id`` in a run seeded
+    ``base`` (see `TreeSeeds`)."""
+    return TreeSeeds(scheduler=_mix(base, "scheduler", problem_id, visit),
+                     agent=_mix(base, "agent", problem_id, visit))
+
+
+class TreeSeedStream:
+    """`tree_seeds` of the successive searches of a run seeded ``base``: each problem's
+    ``visit`` counts how often it was searched before, so repeats differ and the k-th search of
+    a problem has the same seeds whatever else ran in between."""
+
+    def __init__(self, base: int) -> None:
+        self.base = int(base)
+        self._visits: dict[str, int] = {}
+
+    def next(self, problem_id: str) -> TreeSeeds:
+        visit = self._visits.get(problem_id, 0)
+        self._visits[problem_id] = visit + 1
+        return tree_seeds(self.base, problem_id, visit)
+
+
+def expansion_seed(agent_seed: int, index: int) -> int:
+    """Sampling seed of a tree's ``index``-th expansion (0-based, in selection order)."""
+    return _mix(agent_seed, "expansion", index)
 
 
 def unpack_response(response: Any, who: str) -> tuple[str, list[int] | None, list[float] | None]:
@@ -241,16 +288,22 @@ class SearchEpisode:
         scheduler: a Scheduler (already `reset` for this tree).
         config: shared options.
         seed: the scheduler's seed for this tree (kept in the tree's metadata).
+        agent_seed: root of the tree's per-expansion sampling seeds (`next_seed`); None: none.
     """
 
     def __init__(self, problem: Problem, scheduler: Any, config: SearchConfig,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, agent_seed: int | None = None) -> None:
         from mars2_env.tree import SearchTree
 
         self.problem = problem
         self.scheduler = scheduler
         self.config = config
-        self.tree = SearchTree(problem.id, metadata={"budget": config.budget, "scheduler_seed": seed})
+        meta: dict[str, Any] = {"budget": config.budget, "scheduler_seed": seed}
+        if agent_seed is not None:
+            meta["agent_seed"] = agent_seed
+        self.tree = SearchTree(problem.id, metadata=meta)
+        self.agent_seed = agent_seed
+        self.selected = 0  # expansions selected so far (numbers the per-expansion seeds)
         self.solved = False
         self.in_flight = 0
         plan = judge_plan(problem, config)
@@ -271,6 +324,13 @@ class SearchEpisode:
     def done(self) -> bool:
         """True when the budget is spent or (with `stop_on_solve`) a node passed the judge tests."""
         return len(self.tree) >= self.config.budget or (self.config.stop_on_solve and self.solved)
+
+    def next_seed(self) -> int | None:
+        """The sampling seed of the next selected expansion (counts the selection); None when
+        the episode has no agent seed."""
+        index = self.selected
+        self.selected += 1
+        return None if self.agent_seed is None else expansion_seed(self.agent_seed, index)
 
     # --- observations --------------------------------------------------------------------
     def observation(self, expansion: Any | None) -> dict[str, Any]:
@@ -351,7 +411,7 @@ class SearchEpisode:
         """`rewards.node_records` of the tree (one row per node, expansion order)."""
         from mars2_env.rewards import node_records
 
-        return node_records(self.tree, alpha=self.config.alpha, beta=self.config.beta)
+        return node_records(self.tree, lam=self.config.lam, beta=self.config.beta)
 
     def final_infos(self, agents: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per-agent end-of-episode info: its node records, whether the tree solved the problem."""
