@@ -3,6 +3,12 @@
 An agent turns environment observations (dicts whose ``prompt`` is the JSON of chat messages)
 into response texts. `act` serves plain ``env.step()`` loops; `generate` serves batched search
 and also returns token ids and per-token logprobs when the backend has them (learners need them).
+
+``generate(observations, seeds=[...])`` samples each response from its own seed (mixed with the
+agent's seed), so a response does not depend on what else is in the batch or on how many calls
+came before: `mars2_env.vector.BatchedSearch` hands out one seed per expansion, derived from
+(run seed, problem, expansion index), which is what makes a resumed search repeat exactly.
+Without ``seeds`` an agent draws from its own stream (seed + call counter).
 """
 
 from __future__ import annotations
@@ -47,6 +53,37 @@ class Agent(Protocol):
     def act(self, observation: dict) -> str: ...
 
     def generate(self, observations: list[dict]) -> list[Generation]: ...
+
+
+def check_seeds(seeds: Sequence[int] | None, n: int) -> list[int] | None:
+    """``seeds`` as a list of ints aligned with ``n`` requests (None stays None)."""
+    if seeds is None:
+        return None
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise TypeError(f"seeds must be a list of ints, got {type(seeds).__name__}")
+    if len(seeds) != n:
+        raise ValueError(f"got {len(seeds)} seeds for {n} requests")
+    out = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int):
+            raise TypeError(f"seeds must be ints, got {s!r}")
+        out.append(int(s))
+    return out
+
+
+def generate_seeded(agent: Any, observations: list[dict],
+                    seeds: Sequence[int | None] | None) -> list[Any]:
+    """``agent.generate(observations, seeds=seeds)`` when every seed is set and the agent takes
+    ``seeds``; else ``agent.generate(observations)`` (agents written for the bare protocol)."""
+    import inspect
+
+    if seeds is None or any(s is None for s in seeds):
+        return agent.generate(observations)
+    try:
+        takes = "seeds" in inspect.signature(agent.generate).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return agent.generate(observations, seeds=list(seeds)) if takes else agent.generate(observations)
 
 
 def derive_seed(seed: int, *counters: int) -> int:
@@ -96,14 +133,20 @@ class BaseAgent:
             raise ValueError(f"not a {type(self).__name__}.get_state() value")
         vars(self).update(copy.deepcopy(state))
 
-    def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
-        """One `Generation` per list of chat messages, in order."""
+    def generate_messages(self, batch: Sequence[Messages],
+                          seeds: Sequence[int] | None = None) -> list[Generation]:
+        """One `Generation` per list of chat messages, in order (``seeds``: one per request)."""
         raise NotImplementedError
 
-    def generate(self, observations: list[dict]) -> list[Generation]:
+    def generate(self, observations: list[dict],
+                 seeds: Sequence[int] | None = None) -> list[Generation]:
         if isinstance(observations, dict):
             raise TypeError("generate takes a list of observations; use act(obs) for one")
-        return self.generate_messages([messages_from_observation(o) for o in observations])
+        seeds = check_seeds(seeds, len(observations))
+        messages = [messages_from_observation(o) for o in observations]
+        if seeds is None:
+            return self.generate_messages(messages)
+        return self.generate_messages(messages, seeds=seeds)
 
     def act(self, observation: dict) -> str:
         return self.generate([observation])[0].text

@@ -144,14 +144,19 @@ class OpenAIAgent(BaseAgent):
     def _one(self, messages: Messages, seed: int) -> Generation:
         return self._parse(self._post(self._payload(messages, seed)))
 
-    def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
+    def generate_messages(self, batch: Sequence[Messages],
+                          seeds: Sequence[int] | None = None) -> list[Generation]:
         with self._lock:
             first = self._requests
-            self._requests += len(batch)
+            if seeds is None:
+                self._requests += len(batch)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_concurrency,
                                                 thread_name_prefix="mars2-openai")
-        seeds = [derive_seed(self.seed, first + i) for i in range(len(batch))]
+        if seeds is not None:
+            seeds = [derive_seed(self.seed, s) for s in seeds]
+        else:
+            seeds = [derive_seed(self.seed, first + i) for i in range(len(batch))]
         futures = [self._pool.submit(self._one, m, s) for m, s in zip(batch, seeds, strict=True)]
         return [f.result() for f in futures]
 

@@ -10,11 +10,11 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.base import BaseAgent, Generation, resolve_seed
+from agents.base import BaseAgent, Generation, check_seeds, derive_seed, resolve_seed
 from mars2_env.prompts import messages_from_observation
 
 WILDCARD = "*"
@@ -96,12 +96,15 @@ class ReplayAgent(BaseAgent):
         self._counters[counter] += 1
         return pool[i % len(pool)]
 
-    def generate(self, observations: list[dict]) -> list[Generation]:
+    def generate(self, observations: list[dict],
+                 seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Responses in order; ``seeds`` are accepted and unused (replay draws nothing)."""
         if isinstance(observations, dict):
             raise TypeError("generate takes a list of observations; use act(obs) for one")
+        check_seeds(seeds, len(observations))
         return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
 
-    def generate_messages(self, batch):  # pragma: no cover - needs observations
+    def generate_messages(self, batch, seeds=None):  # pragma: no cover - needs observations
         raise TypeError("ReplayAgent answers observations (it needs the problem), not messages")
 
 
@@ -182,10 +185,23 @@ class RandomAgent(BaseAgent):
             return f"Here is my attempt.\n\n```python\n{code}\n```\n"
         return code
 
-    def generate(self, observations: list[dict]) -> list[Generation]:
+    def generate(self, observations: list[dict],
+                 seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Responses in order; with ``seeds`` each is drawn from its own generator."""
         if isinstance(observations, dict):
             raise TypeError("generate takes a list of observations; use act(obs) for one")
-        return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
+        seeds = check_seeds(seeds, len(observations))
+        if seeds is None:
+            return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
+        out = []
+        own = self.rng
+        try:
+            for o, s in zip(observations, seeds, strict=True):
+                self.rng = random.Random(derive_seed(self.seed, s))
+                out.append(Generation(text=self.respond(o), finish_reason="stop"))
+        finally:
+            self.rng = own
+        return out
 
-    def generate_messages(self, batch):  # pragma: no cover - needs observations
+    def generate_messages(self, batch, seeds=None):  # pragma: no cover - needs observations
         raise TypeError("RandomAgent answers observations, not messages")

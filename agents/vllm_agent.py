@@ -99,18 +99,24 @@ class VLLMAgent(BaseAgent):
             top_k=-1 if greedy or self.top_k <= 0 else self.top_k,
             max_tokens=self.max_new_tokens, logprobs=0, seed=seed % (2 ** 31))
 
-    def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
+    def generate_messages(self, batch: Sequence[Messages],
+                          seeds: Sequence[int] | None = None) -> list[Generation]:
         prompts = [self.encode_prompt(m) for m in batch]
-        return self.generate_ids(prompts)
+        return self.generate_ids(prompts, seeds=seeds)
 
-    def generate_ids(self, prompts: list[list[int]]) -> list[Generation]:
-        """Sample one completion per tokenised prompt."""
+    def generate_ids(self, prompts: list[list[int]],
+                     seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Sample one completion per tokenised prompt (``seeds``: one per prompt, else the
+        agent's own stream)."""
         if not prompts:
             return []
-        call = self._calls
-        self._calls += 1
-        params = [self._sampling_params(derive_seed(self.seed, call, i))
-                  for i in range(len(prompts))]
+        if seeds is not None:
+            params = [self._sampling_params(derive_seed(self.seed, s)) for s in seeds]
+        else:
+            call = self._calls
+            self._calls += 1
+            params = [self._sampling_params(derive_seed(self.seed, call, i))
+                      for i in range(len(prompts))]
         outputs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params,
                                     use_tqdm=False)
         gens = []

@@ -13,7 +13,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class Backend:
     executor: Any
     make_agent: Callable[..., Any]
     session: Any = None
+    executor_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sharded(self) -> bool:
@@ -83,12 +84,16 @@ class Backend:
 
 @contextlib.contextmanager
 def open_backend(args: argparse.Namespace, opts: Any, specs: list[str]) -> Iterator[Backend]:
-    """A local `Executor` and `agents.make_agent`, or Ray actors when `opts` is given."""
+    """A local `Executor` and `agents.make_agent`, or Ray actors when `opts` is given; the
+    executors get the limits of ``--time-limit-policy``."""
+    from mars2_cli.common import executor_limits
+
+    limits = executor_limits(args)
     if opts is None:
         from agents import make_agent
         from mars2_env.execution import Executor
 
-        with Executor(max_workers=getattr(args, "workers", None)) as executor:
+        with Executor(max_workers=getattr(args, "workers", None), **limits) as executor:
             yield Backend(executor, make_agent)
         return
     from mars2_ray.session import RaySession
@@ -100,9 +105,9 @@ def open_backend(args: argparse.Namespace, opts: Any, specs: list[str]) -> Itera
     with session:
         print(session.plan.format(), file=sys.stderr, flush=True)
         if opts.rollout_workers > 1:
-            yield Backend(None, lambda spec, **overrides: (spec, overrides), session)
+            yield Backend(None, lambda spec, **overrides: (spec, overrides), session, limits)
         else:
-            yield Backend(session.executor(), session.agent, session)
+            yield Backend(session.executor(**limits), session.agent, session, limits)
 
 
 def search_trees(backend: Backend, problems: list, agents: dict[str, Any], trees_path: Path, *,
@@ -114,7 +119,7 @@ def search_trees(backend: Backend, problems: list, agents: dict[str, Any], trees
     if backend.sharded:
         return _sharded_loop(backend.session, problems, agents, trees_path, skip=skip,
                              already=already, total=total, strategy=strategy,
-                             search_kwargs=search_kwargs)
+                             search_kwargs=search_kwargs, executor_kwargs=backend.executor_kwargs)
     from mars2_cli.search import _search_loop
     from mars2_env.vector import BatchedSearch
 
@@ -126,7 +131,7 @@ def search_trees(backend: Backend, problems: list, agents: dict[str, Any], trees
 
 def _sharded_loop(session: Any, problems: list, agents: dict[str, Any], trees_path: Path, *,
                   skip: Any, already: int, total: int, strategy: str,
-                  search_kwargs: dict[str, Any]) -> list:
+                  search_kwargs: dict[str, Any], executor_kwargs: dict[str, Any]) -> list:
     from tqdm import tqdm
 
     from mars2_cli.summary import append_tree
@@ -135,7 +140,8 @@ def _sharded_loop(session: Any, problems: list, agents: dict[str, Any], trees_pa
     solved = programs = 0
     started = time.monotonic()
     with tqdm(total=total, initial=already, unit="tree", desc="search", dynamic_ncols=True) as bar:
-        for trees, written in session.search_shards(problems, agents, search_kwargs, skip=skip):
+        for trees, written in session.search_shards(problems, agents, search_kwargs, skip=skip,
+                                                     executor_kwargs=executor_kwargs):
             programs += written
             for fin in trees:
                 fin.tree.metadata.update({"strategy": strategy, "problem_title": fin.problem.title})

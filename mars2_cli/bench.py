@@ -54,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seeds; each strategy × budget runs once per seed")
     p.add_argument("--prior", default="beta", choices=["beta", "gaussian"],
                    help="Thompson prior of the mars2 / abmcts strategies")
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"],
+                   help="which nodes an agent may refine under the mars2 strategy: own = only "
+                        "nodes it wrote itself (the paper, the default), any = any node; abmcts "
+                        "always uses any (it picks the node before the agent)")
     p.add_argument("--judge-tests", default="private", choices=["private", "all"],
                    help="tests that judge Pass@1(MCTS) / Pass@N (node rewards use public tests)")
     p.add_argument("--max-trees", type=int, default=None,
@@ -174,7 +178,8 @@ def run_one(problems: list, agents: dict[str, Any], strategy: str, budget: int, 
     from mars2_env.vector import BatchedSearch, respond
 
     names = list(agents)
-    factory = scheduler_factory(strategy, names, prior=args.prior)
+    scope = getattr(args, "refine_scope", None) if strategy == "mars2" else None
+    factory = scheduler_factory(strategy, names, prior=args.prior, refine_scope=scope)
     search = BatchedSearch(problems, names, budget=budget, scheduler_factory=factory,
                            executor=executor, max_trees=args.max_trees,
                            expansions_per_tree=args.expansions_per_tree, tests="public",

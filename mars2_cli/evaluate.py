@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from mars2_cli.backend import add_backend_arguments
-from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
-from mars2_cli.strategies import STRATEGIES, scheduler_factory
-from mars2_cli.summary import format_table, read_trees, run_metrics
+from mars2_cli.common import (
+    add_common_arguments,
+    add_time_limit_argument,
+    resolve_out_dir,
+    write_json,
+)
+from mars2_cli.strategies import REFINE_SCOPE_HELP, STRATEGIES, scheduler_factory
+from mars2_cli.summary import format_table, judge_note, read_trees, run_metrics
 from mars2_env.metrics import pass_at_k
 
 
@@ -35,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="independent samples per problem and agent for Pass@1 (0: skip)")
     p.add_argument("--budget", type=int, default=60, help="nodes per tree for Pass@1(MCTS)/Pass@N (0: skip)")
     p.add_argument("--strategy", default="mars2", choices=sorted(STRATEGIES))
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"], help=REFINE_SCOPE_HELP)
+    p.add_argument("--prior", default="beta", choices=["beta", "gaussian"])
     p.add_argument("--judge-tests", default="private", choices=["private", "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None)
@@ -43,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--workers", type=int, default=None)
+    add_time_limit_argument(p)
     from mars2_cli.diversity_report import add_diversity_arguments
 
     add_diversity_arguments(p)
@@ -55,7 +63,8 @@ def sampling_pass_at_1(trees: list, judge: str) -> float:
 
     if not trees:
         return 0.0
-    vals = [pass_at_k(len(t.nodes()), sum(judged(n, judge) for n in t.nodes()), 1) for t in trees]
+    vals = [pass_at_k(len(t.nodes()), sum(judged(n, judge, t) for n in t.nodes()), 1)
+            for t in trees]
     return sum(vals) / len(vals)
 
 
@@ -130,7 +139,8 @@ def _fresh(args: argparse.Namespace, ray_opts: Any = None) -> int:
         if args.budget > 0:
             path = out / "trees.jsonl"
             path.unlink(missing_ok=True)
-            factory = scheduler_factory(args.strategy, list(agents))
+            factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
+                                        refine_scope=args.refine_scope)
             trees = search_trees(backend, problems, agents, path, strategy=args.strategy,
                                  budget=args.budget, scheduler_factory=factory,
                                  max_trees=args.max_trees, judge_tests=args.judge_tests,
@@ -142,5 +152,6 @@ def _fresh(args: argparse.Namespace, ray_opts: Any = None) -> int:
                          "pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"]})
     write_json(out / "metrics.json", results)
     print(format_table(rows, ["system", "pass_at_1", "pass_at_1_mcts", "pass_at_n"]))
-    print(f"judged on {args.judge_tests} tests; wrote {out / 'metrics.json'}")
+    note = judge_note(results["search"]) if "search" in results else ""
+    print(f"judged on {args.judge_tests} tests{note}; wrote {out / 'metrics.json'}")
     return 0

@@ -13,9 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from mars2_cli.backend import add_backend_arguments
-from mars2_cli.common import add_common_arguments, resolve_out_dir, write_json
-from mars2_cli.strategies import STRATEGIES, scheduler_factory
-from mars2_cli.summary import append_tree, format_table, repair_trees_file, run_metrics
+from mars2_cli.common import (
+    add_common_arguments,
+    add_time_limit_argument,
+    resolve_out_dir,
+    write_json,
+)
+from mars2_cli.strategies import (
+    REFINE_SCOPE_HELP,
+    STRATEGIES,
+    resolve_refine_scope,
+    scheduler_factory,
+)
+from mars2_cli.summary import (
+    append_tree,
+    format_table,
+    judge_note,
+    repair_trees_file,
+    run_metrics,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", default="mars2", choices=sorted(STRATEGIES),
                    help="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()))
     p.add_argument("--prior", default="beta", choices=["beta", "gaussian"])
-    p.add_argument("--refine-scope", default="any", choices=["any", "own"])
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"], help=REFINE_SCOPE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="search only the first N problems")
     p.add_argument("--resume", action="store_true",
@@ -49,10 +65,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--workers", type=int, default=None,
                    help="executor processes (default: one per core)")
+    add_time_limit_argument(p)
     add_backend_arguments(p)
 
 
 MODEL_KINDS = ("hf", "vllm", "openai")
+
+#: settings a saved tree depends on: `--resume` refuses to mix trees made with other values
+TREE_SETTINGS = ("problems", "agents", "strategy", "budget", "seed", "prior", "refine_scope",
+                 "tests", "judge_tests", "expansions_per_tree", "stop_on_solve", "temperature",
+                 "top_p", "max_new_tokens", "time_limit_policy")
+
+
+def tree_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The `TREE_SETTINGS` of a run's options (``vars(args)`` or a saved config.json), with the
+    strategy's default refine scope filled in."""
+    saved = config.get("tree_settings")
+    if isinstance(saved, dict):
+        return {k: saved.get(k) for k in TREE_SETTINGS}
+    out = {k: config.get(k) for k in TREE_SETTINGS}
+    if out["strategy"] is not None:
+        out["refine_scope"] = resolve_refine_scope(out["strategy"], out["refine_scope"])
+    if isinstance(out["agents"], tuple):
+        out["agents"] = list(out["agents"])
+    return out
+
+
+def check_resume_settings(out: Path, now: dict[str, Any]) -> None:
+    """Refuse a `--resume` whose tree settings differ from those the run was started with,
+    naming each difference (mixed trees would make the run's metrics meaningless)."""
+    import json
+
+    path = out / "config.json"
+    if not path.is_file():
+        raise SystemExit(f"mars2 search: --resume: {path} is missing, so the settings the saved "
+                         "trees were made with are unknown; start a new run with another --out")
+    try:
+        before = tree_settings(json.loads(path.read_text()))
+    except (ValueError, AttributeError) as e:
+        raise SystemExit(f"mars2 search: --resume: cannot read {path}: {e}") from None
+    diff = [f"{k}: {before[k]!r} then, {now[k]!r} now" for k in TREE_SETTINGS
+            if k in before and before[k] != now[k]]
+    if diff:
+        raise SystemExit(f"mars2 search: --resume: {out} was started with other settings, and its "
+                         "trees would not be one run's:\n  " + "\n  ".join(diff)
+                         + "\nresume with the same settings, or choose another --out")
 
 
 def make_agents(specs: list[str], args: argparse.Namespace, problems: list | None = None,
@@ -101,11 +158,16 @@ def run(args: argparse.Namespace) -> int:
     if trees_path.exists() and not args.resume:
         raise SystemExit(f"mars2 search: {trees_path} exists; pass --resume to continue that run "
                          "or choose another --out")
+    settings = tree_settings(vars(args))
+    if args.resume and trees_path.exists():
+        check_resume_settings(out, settings)
     done = repair_trees_file(trees_path) if args.resume else []
     done_ids = {t.problem_id for t in done}
     todo = [p for p in problems if p.id not in done_ids]
     judge = None if args.judge_tests == "none" else args.judge_tests
-    write_json(out / "config.json", {k: v for k, v in vars(args).items() if not k.startswith("_")})
+    write_json(out / "config.json", {**{k: v for k, v in vars(args).items()
+                                        if not k.startswith("_")},
+                                     "tree_settings": settings})
 
     trees = list(done)
     if todo:
@@ -165,7 +227,7 @@ def _finish(out: Path, trees: list, judge: str, args: argparse.Namespace) -> Non
                                              "pass_at_1_mcts", "pass_at_n"]))
     print(f"\n{metrics['trees']} trees, {metrics['nodes']} nodes · "
           f"Pass@1(MCTS) {metrics['pass_at_1_mcts']:.3f} · Pass@N {metrics['pass_at_n']:.3f} "
-          f"(judged on {judge} tests)")
+          f"(judged on {judge} tests{judge_note(metrics)})")
     for agent, m in metrics["per_agent"].items():
         print(f"  {agent}: {m['expansions']} expansions ({m['share']:.0%}), "
               f"node Pass@1 {m['node_pass_at_1']:.3f}")

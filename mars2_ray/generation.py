@@ -8,15 +8,15 @@ same time) with a batch of observations; the pool splits the batch by tree — e
 observation of one problem goes to the same actor, first come first assigned to the actor with
 the fewest trees — and returns the responses in the batch's order.
 
-Reproducibility. An actor answers a call exactly as the local agent would answer it given the
-same state (random generator, call counter), so a pool of one actor per agent gives the very
-trees a local run gives. A dead actor is replaced on the same planned node and set to the state
-its predecessor had after its last answered call (`agents.BaseAgent.get_state`; an agent
-that does not declare its state gets its earlier calls replayed instead), then its unanswered
-share of the batch is re-sent: a restart changes nothing in the trees. With several actors per
-agent each actor's agent draws its own stream, so trees repeat run after run for a fixed
-number of actors but match a local run only for agents whose draws depend on the tree alone
-(e.g. ``replay:``).
+Reproducibility. `BatchedSearch` hands every expansion its own sampling seed, derived from
+(run seed, problem, expansion index); the pool sends each seed with its observation, and
+agents that sample with it (all built-in ones) answer exactly as the local agent would, whatever
+actor, batch or restart. Without seeds an actor answers a call as the local agent would given
+the same state (random generator, call counter), so one actor per agent still gives the local
+trees. Either way a dead actor is replaced on the same planned node, set to the state its
+predecessor had after its last answered call (`agents.BaseAgent.get_state`; an agent that does
+not declare its state gets its earlier calls replayed instead), and its unanswered share of the
+batch is re-sent: a restart changes nothing in the trees.
 """
 
 from __future__ import annotations
@@ -59,22 +59,26 @@ class GenerationActor:
         except (AttributeError, NotImplementedError):
             return None
 
-    def generate(self, observations: list[dict], restore: tuple[str, Any] | None = None,
-                 want_state: bool = True) -> tuple[list[Any], Any]:
-        """The agent's responses and its state afterwards (None if it has no declared state).
+    def generate(self, observations: list[dict], seeds: list[int] | None = None,
+                 restore: tuple[str, Any] | None = None, want_state: bool = True
+                 ) -> tuple[list[Any], Any]:
+        """The agent's responses (sampled with the per-request `seeds` when given and the agent
+        takes them) and its state afterwards (None if it has no declared state).
 
         `restore` first brings a replacement actor's fresh agent to its predecessor's state:
-        ``("state", get_state() value)`` or ``("replay", earlier batches)``, whose answers are
-        dropped.
+        ``("state", get_state() value)`` or ``("replay", earlier (observations, seeds))``,
+        whose answers are dropped.
         """
+        from agents.base import generate_seeded
+
         if restore is not None:
             kind, value = restore
             if kind == "state":
                 self.agent.set_state(value)
             else:
-                for earlier in value:
-                    self.agent.generate(earlier)
-        responses = list(self.agent.generate(observations))
+                for earlier, earlier_seeds in value:
+                    generate_seeded(self.agent, earlier, earlier_seeds)
+        responses = list(generate_seeded(self.agent, observations, seeds))
         return responses, (self._state() if want_state else None)
 
     def close(self) -> None:
@@ -86,17 +90,21 @@ class PendingGeneration:
     actor died) and returns the responses in the batch's order."""
 
     def __init__(self, pool: GenerationPool, observations: list[dict],
-                 shards: dict[int, list[int]]) -> None:
+                 seeds: list[int] | None, shards: dict[int, list[int]]) -> None:
         self.pool = pool
         self.observations = observations
+        self.seeds = seeds
         self.shards = shards
-        self.refs = {i: pool._send(i, [observations[j] for j in rows])
-                     for i, rows in shards.items()}
+        self.refs = {i: pool._send(i, *self._share(rows)) for i, rows in shards.items()}
         self._result: list[Any] | None = None
 
     @property
     def finished(self) -> bool:
         return self._result is not None
+
+    def _share(self, rows: list[int]) -> tuple[list[dict], list[int] | None]:
+        seeds = None if self.seeds is None else [self.seeds[j] for j in rows]
+        return [self.observations[j] for j in rows], seeds
 
     def result(self) -> list[Any]:
         if self._result is not None:
@@ -112,7 +120,7 @@ class PendingGeneration:
         ray = require_ray()
         out: list[Any] = [None] * len(self.observations)
         for i, rows in self.shards.items():
-            batch = [self.observations[j] for j in rows]
+            batch, seeds = self._share(rows)
             attempts = 0
             while True:
                 try:
@@ -131,13 +139,13 @@ class PendingGeneration:
                                            f"({exc})") from exc
                     self.pool.slots[i].replace()
                     self.pool._fresh[i] = True
-                    self.refs[i] = self.pool._send(i, batch)
+                    self.refs[i] = self.pool._send(i, batch, seeds)
             if len(gens) != len(rows):
                 raise RuntimeError(f"{self.pool.slots[i].name} returned {len(gens)} responses "
                                    f"for {len(rows)} observations")
             for j, g in zip(rows, gens, strict=True):
                 out[j] = g
-            self.pool._answered(i, batch, state)
+            self.pool._answered(i, batch, seeds, state)
         return out
 
 
@@ -179,7 +187,7 @@ class GenerationPool:
         self.restore = restore
         self.slots = [ActorSlot(GenerationActor, (spec, self.overrides), p) for p in placements]
         self._state: list[Any] = [None] * len(self.slots)        # after the last answered call
-        self._log: list[list[list[dict]]] = [[] for _ in self.slots]  # for stateless agents
+        self._log: list[list[tuple]] = [[] for _ in self.slots]   # for agents without state
         self._fresh = [False] * len(self.slots)  # replaced since its last answered call
         self._route: dict[str, int] = {}
         self._trees = [0] * len(self.slots)
@@ -187,13 +195,18 @@ class GenerationPool:
         self._closed = False
 
     # ------------------------------------------------------------------ the agent interface
-    def generate(self, observations: list[dict]) -> list[Any]:
-        """Responses (`agents.Generation`) to `observations`, in order."""
-        return self.generate_async(observations).result()
+    def generate(self, observations: list[dict], seeds: Sequence[int] | None = None
+                 ) -> list[Any]:
+        """Responses (`agents.Generation`) to `observations`, in order; `seeds` (one per
+        observation) go with them to the agent, as `BatchedSearch` hands them out."""
+        return self.generate_async(observations, seeds=seeds).result()
 
-    def generate_async(self, observations: list[dict]) -> PendingGeneration:
+    def generate_async(self, observations: list[dict], seeds: Sequence[int] | None = None
+                       ) -> PendingGeneration:
         """Send a batch to the actors now; `.result()` collects it. One batch at a time: a new
         batch first waits for the previous one (an actor's state follows its calls in order)."""
+        from agents.base import check_seeds
+
         if self._closed:
             raise RuntimeError(f"the generation pool of {self.name!r} is closed")
         if isinstance(observations, dict):
@@ -201,7 +214,8 @@ class GenerationPool:
         if self._pending is not None:
             self._pending.result()
         observations = list(observations)
-        call = PendingGeneration(self, observations, self._shard(observations))
+        seeds = check_seeds(seeds, len(observations))
+        call = PendingGeneration(self, observations, seeds, self._shard(observations))
         self._pending = call
         if not observations:
             call.result()
@@ -295,7 +309,7 @@ class GenerationPool:
             shards.setdefault(i, []).append(j)
         return dict(sorted(shards.items()))
 
-    def _send(self, i: int, batch: list[dict]) -> Any:
+    def _send(self, i: int, batch: list[dict], seeds: list[int] | None) -> Any:
         """Send a batch to actor i; a replacement actor first gets its predecessor's state
         after the last answered call (or those calls replayed)."""
         restore = None
@@ -304,12 +318,13 @@ class GenerationPool:
                 restore = ("state", self._state[i])
             elif self._log[i]:
                 restore = ("replay", self._log[i])
-        return self.slots[i].handle.generate.remote(batch, restore, self.restore != "replay")
+        return self.slots[i].handle.generate.remote(batch, seeds, restore,
+                                                    self.restore != "replay")
 
-    def _answered(self, i: int, batch: list[dict], state: Any) -> None:
+    def _answered(self, i: int, batch: list[dict], seeds: list[int] | None, state: Any) -> None:
         if self.restore == "replay":
             state = None
         if state is None:
-            self._log[i].append(batch)
+            self._log[i].append((batch, seeds))
         self._state[i] = state
         self._fresh[i] = False

