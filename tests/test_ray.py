@@ -187,6 +187,30 @@ def test_pool_answers_like_the_local_agent(spec, demo_problems):
             assert texts(pool.generate(obs)) == texts(local.generate(obs))
 
 
+@pytest.mark.parametrize("spec", [SIM, "random"])
+def test_seeded_requests_are_answered_alike_by_any_number_of_actors(spec, demo_problems):
+    """With per-request seeds (what BatchedSearch hands out) the answers do not depend on the
+    number of actors, the split of the batch or the order of the calls."""
+    kw = {"name": "coder_0", "seed": 4}
+    if spec.startswith("simulated"):
+        kw["problems"] = demo_problems
+    obs = observations_of(demo_problems[:4], k=3)
+    seeds = [1000 + i for i in range(len(obs))]
+    local = make_agent(spec, **kw)
+    expected = texts(local.generate(obs, seeds=seeds))
+    assert texts(local.generate(obs)) != expected   # the seeds matter
+    with GenerationPool(spec, kw, actors=3) as pool:
+        assert texts(pool.generate(obs, seeds=seeds)) == expected
+        half = len(obs) // 2
+        back = texts(pool.generate(obs[half:], seeds=seeds[half:]))
+        assert back + texts(pool.generate(obs[:half], seeds=seeds[:half])) == \
+            expected[half:] + expected[:half]
+        ray.kill(pool.slots[1].handle, no_restart=True)
+        assert texts(pool.generate(obs, seeds=seeds)) == expected
+        with pytest.raises(ValueError, match="got 2 seeds for 12 requests"):
+            pool.generate(obs, seeds=[1, 2])
+
+
 def test_trees_stay_with_one_actor(tmp_path, demo_problems):
     """Replay agents count per problem, so two actors match the local agent only if every
     observation of a problem goes to the same actor."""
@@ -265,6 +289,35 @@ def test_search_survives_killed_actors_with_the_same_trees(demo_problems, local_
             pool.close()
 
 
+@pytest.mark.slow
+def test_killed_rollout_worker_is_restarted_without_losing_or_repeating_a_tree(demo_problems,
+                                                                               local_executor):
+    from mars2_ray.options import RayOptions
+    from mars2_ray.placement import plan_placement
+    from mars2_ray.rollout import search_shards
+    from mars2_ray.runtime import live_nodes
+
+    problems = demo_problems[:6]
+    specs = {"coder_0": (SIM, {"name": "coder_0", "seed": 1, "problems": problems}),
+             "coder_1": ("random", {"name": "coder_1", "seed": 2})}
+    local = {n: make_agent(s, **kw) for n, (s, kw) in specs.items()}
+    expected = run_search(problems, local, local_executor)
+    plan = plan_placement(live_nodes(), [(n, s) for n, (s, _) in specs.items()],
+                          RayOptions(rollout_workers=2, generation_actors=2, executor_cpus=1))
+    kwargs = dict(budget=5, max_trees=2, expansions_per_tree=2, seed=3)
+    got, killed, seen = {}, False, set()
+    for trees, _ in search_shards(plan, problems, specs, kwargs):
+        for fin in trees:
+            assert fin.problem_id not in got
+            got[fin.problem_id] = fin.tree.to_dict()
+        seen |= {a for a in ray.util.list_named_actors() if a.startswith("mars2/rollout-0/")}
+        if not killed:   # after the first round: kill shard 0's worker (and with it its actors)
+            ray.kill(ray.get_actor(next(iter(seen))), no_restart=True)
+            killed = True
+    assert got == expected
+    assert sorted(name.rsplit(".", 1)[1] for name in seen) == ["0", "1"]   # one restart
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 def cli(command: str, out, *extra: str) -> int:
@@ -278,9 +331,12 @@ SEARCH = ["--limit", "4", "--budget", "5", "--agents", SIM, "random", "--seed", 
 def test_search_on_ray_writes_the_local_files(tmp_path):
     assert cli("search", tmp_path / "local", *SEARCH, "--workers", "2") == 0
     assert cli("search", tmp_path / "ray", *SEARCH, "--ray") == 0
-    for name in ("trees.jsonl", "metrics.json"):
-        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text()
-    assert (tmp_path / "ray" / "report.html").is_file()
+    assert cli("search", tmp_path / "ray2", *SEARCH, "--ray", "--generation-actors", "2",
+               "--executor-actors", "2") == 0
+    for run in ("ray", "ray2"):
+        for name in ("trees.jsonl", "metrics.json"):
+            assert (tmp_path / run / name).read_text() == (tmp_path / "local" / name).read_text()
+        assert (tmp_path / run / "report.html").is_file()
     local_trees = (tmp_path / "local" / "trees.jsonl").read_text().splitlines()
     assert len(local_trees) == 4
 

@@ -70,20 +70,14 @@ def test_search_joining_the_cluster_writes_the_local_trees(cluster, tmp_path):
 
 
 @pytest.mark.slow
-def test_rollout_workers_search_shards_on_their_nodes(cluster, tmp_path, demo_problems, capsys):
-    """Two rollout workers, one per node, each with its own actors: every problem searched
-    once, each tree with the scheduler seed of a single-driver run; with agents whose answers
-    depend on the tree alone (replay), the very trees of a local run."""
-    problems = demo_problems[:5]
-    path = tmp_path / "answers.jsonl"
-    rows = [{"problem_id": p.id, "response": f"```python\n{code}\n```"} for p in problems
-            for code in (p.metadata["wrong_solutions"][0], p.metadata["reference_solution"])]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = ["--limit", "5", "--budget", "4", "--agents", f"replay:{path}", f"replay:{path}",
-            "--seed", "2", "--max-trees", "2"]
-    assert main(["search", "--problems", "builtin:demo", "--out", str(tmp_path / "local"), *args]) == 0
-    assert main(["search", "--problems", "builtin:demo", "--out", str(tmp_path / "ray"), *args,
-                 "--ray", "--rollout-workers", "2", "--generation-actors", "2"]) == 0
+def test_rollout_workers_search_shards_on_their_nodes(cluster, tmp_path, capsys):
+    """Two rollout workers, one per node, each with its own actors, searching half of the
+    problems each: every tree is the local run's (seeds are per problem and per expansion)."""
+    args = ["--problems", "builtin:demo", "--limit", "5", "--budget", "4", "--agents", SIM,
+            "random", "--seed", "2", "--max-trees", "2", "--expansions-per-tree", "2"]
+    assert main(["search", "--out", str(tmp_path / "local"), *args]) == 0
+    assert main(["search", "--out", str(tmp_path / "ray"), *args, "--ray", "--rollout-workers",
+                 "2", "--generation-actors", "2"]) == 0
 
     def trees(run):
         lines = (tmp_path / run / "trees.jsonl").read_text().splitlines()
@@ -101,8 +95,9 @@ def test_rollout_workers_search_shards_on_their_nodes(cluster, tmp_path, demo_pr
 
 
 def test_lost_node_executor_is_rebuilt_elsewhere(cluster, demo_problems):
-    """(Last: it removes a node.) The worker node dies mid-batch: its executor actor is rebuilt on the head node (the
-    planned node is gone; the affinity is soft) and re-runs the batch; same verdicts."""
+    """(Last: it removes a node.) The worker node dies mid-batch: its executor actor is rebuilt
+    on the head node (the planned node is gone; the affinity is soft) and re-runs the batch;
+    the verdicts are the local ones."""
     c, worker = cluster
     p = demo_problems[0]
     slow = "import time\ntime.sleep(1.0)\na, b = map(int, input().split())\nprint(a + b)"
