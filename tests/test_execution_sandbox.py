@@ -262,29 +262,35 @@ def test_a_worker_killed_from_outside_is_replaced():
         assert ex.run(OK, "print('ok')").verdict == Verdict.PASSED
         pid = ex._pool.workers[0].proc.pid
         os.kill(pid, signal.SIGKILL)
-        r = ex.run(OK, "print('ok')")
-        assert r.verdict in (Verdict.PASSED, Verdict.RUNTIME_ERROR)
-        assert ex.run(OK, "print('ok')").verdict == Verdict.PASSED
+        r = ex.run(OK, "print('ok')")  # not the program's fault: re-queued on a fresh worker
+        assert r.verdict == Verdict.PASSED, format_feedback(r)
         assert ex._pool.workers[0].proc.pid != pid
 
 
 @pytest.mark.skipif(NS_REASON is not None, reason=f"namespaces sandbox unavailable: {NS_REASON}")
 def test_daemons_die_with_a_worker_killed_mid_test():
+    """The worker dies under the test twice (retried once on a fresh worker, then charged to
+    the program); each time the program and its daemon die with it."""
     with Executor(max_workers=1, sandbox="namespaces", time_limit_s=30) as ex:
         ex.run(OK, "print('ok')")
         code = "import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(120)\n"
         results = []
         runner = threading.Thread(target=lambda: results.append(ex.run(OK, code)))
         runner.start()
-        deadline = time.monotonic() + 20
-        while len(_sandbox_uid_processes(ex, False)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        victims = _sandbox_uid_processes(ex, False)
-        assert len(victims) >= 3  # the program, its daemon and the next test's waiting child
-        os.kill(ex._pool.workers[0].proc.pid, signal.SIGKILL)
+        victims, killed = [], None
+        for _ in range(2):
+            deadline = time.monotonic() + 20
+            while (ex._pool.workers[0].proc.pid == killed
+                   or len(_sandbox_uid_processes(ex, False)) < 3) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            found = _sandbox_uid_processes(ex, False)
+            assert len(found) >= 3  # the program, its daemon and the next test's waiting child
+            victims += found
+            killed = ex._pool.workers[0].proc.pid
+            os.kill(killed, signal.SIGKILL)
         runner.join(60)
         assert results and results[0].verdict == Verdict.RUNTIME_ERROR
-        assert "worker died" in results[0].tests[0].error
+        assert "worker died" in results[0].tests[0].error and "two fresh workers" in results[0].tests[0].error
         # SIGKILL was sent when the worker was replaced; dying is asynchronous in the kernel
         deadline = time.monotonic() + 10
         while any(_alive(pid) for pid in victims) and time.monotonic() < deadline:

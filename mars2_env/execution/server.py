@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 import marshal
 import os
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 from collections import OrderedDict
@@ -33,20 +35,23 @@ from dataclasses import dataclass
 
 from mars2_env.execution import harness, protocol, sandbox, zygote
 
-# Modules a typical competitive-programming / LeetCode solution imports; loaded before the
-# first fork so a child's ``import`` is a dict lookup.
+# Modules a typical competitive-programming / LeetCode solution imports (LiveCodeBench's
+# prelude among them); loaded before the first fork so a child's ``import`` is a dict lookup.
 DEFAULT_PRELOAD: tuple[str, ...] = (
-    "array", "bisect", "cmath", "collections", "collections.abc", "contextlib", "copy",
-    "dataclasses", "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq",
-    "io", "itertools", "json", "math", "numbers", "operator", "queue", "random", "re",
+    "array", "bisect", "builtins", "cmath", "collections", "collections.abc", "contextlib",
+    "copy", "dataclasses", "datetime", "decimal", "enum", "fractions", "functools", "hashlib",
+    "heapq", "io", "itertools", "json", "math", "numbers", "operator", "queue", "random", "re",
     "statistics", "string", "struct", "sys", "threading", "time", "typing", "unicodedata",
-    "sortedcontainers",
+    "sortedcontainers", "numpy",
 )
+# Third-party modules preloaded when installed; their absence is not worth a warning.
+OPTIONAL_PRELOAD = frozenset({"sortedcontainers", "numpy"})
 
 SETUP_FAILED = b"\x00mars2-setup-failed:"
 STDOUT_SHOWN_WHEN_CAPPED = 64 << 10
 STDERR_TAIL = 16 << 10
-GO_FD = 4  # the waiting child's end of its go-pipe
+GO_FD = harness.GO_FD  # the waiting child's end of its go-pipe
+_PART = struct.Struct("<Q")  # length of the program's part of a test's payload
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,26 +77,44 @@ class _Next:
 class Server:
     def __init__(self, cmd_fd: int, res_fd: int, config: dict):
         self.cmd_fd, self.res_fd = cmd_fd, res_fd
+        # imports first, from the paths as the executor sees them: the namespaces sandbox then
+        # mounts a private /tmp, which would hide a venv living under /tmp from the server
+        self.preload_failures = self.preload(config.get("preload", DEFAULT_PRELOAD))
         self.box = sandbox.setup(config["mode"], int(config.get("scratch_mb", 256)),
                                  config.get("nproc_base"))
-        self.preload(config.get("preload", DEFAULT_PRELOAD))
         self.box.prepare_server()
+        self.uncontained: list[str] = []  # what this kernel does not let us contain (reported)
+        try:
+            sandbox.deny_keyrings()
+        except OSError as e:
+            self.uncontained.append(f"kernel keyrings (seccomp refused: {e})")
         self.prelude = harness.prelude_builtins()  # held here: a child must not free it
         self.mains = harness.prepare_server(self.box.child_scratch, self.prelude)
         self.codes: OrderedDict[str, bytes | str] = OrderedDict()
         with open("/proc/self/statm") as f:
             self.base_vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        self.base_data = _vm_data()
+        self.sysv_cap = 0
+        self.fork = None
         self.next: _Next | None = None
         self.job_id = None
         self.zsock: socket.socket | None = None
         self.zpid = 0
         self.turn = 0  # alternates the sandbox uid between consecutive tests
-        self.limits: tuple = (60.0, 61, self.base_vm + (1 << 30), 1 << 25, 64, 256)  # until a job says
+        self.limits: tuple = self.child_limits(60.0, 61, 1 << 30, 1 << 25, 64, 256)  # until a job says
+
+    def child_limits(self, wall_s: float, cpu_s: int, memory: int, file_size: int,
+                     processes: int, open_files: int) -> tuple:
+        """`sandbox.ChildLimits` fields, in order: ``memory`` more private memory than the
+        server uses, and the address-space backstop above that."""
+        data = self.base_data + memory
+        return (wall_s, cpu_s, data, self.base_vm + memory + sandbox.ADDRESS_SPACE_SLACK,
+                file_size, processes, open_files)
 
     def start_zygote(self) -> None:
         """Fork the zygote (call after the imports and gc.freeze)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        fork = sandbox.make_fork()
+        fork = self.fork = sandbox.make_fork()
         pid = fork()
         if pid == 0:
             try:
@@ -108,14 +131,20 @@ class Server:
         self.zsock, self.zpid = ours, pid
 
     @staticmethod
-    def preload(names) -> None:
+    def preload(names) -> dict[str, str]:
+        """Import ``names``; returns ``{name: why}`` for each that failed (an optional
+        third-party module that is not installed is skipped without a word)."""
+        failures = {}
         for name in names:
             try:
+                if name in OPTIONAL_PRELOAD and importlib.util.find_spec(name) is None:
+                    continue
                 importlib.import_module(name)
-            except Exception:  # optional modules (numpy, sortedcontainers) may be missing
-                pass
+            except BaseException as e:  # a broken install may raise anything, even SystemExit
+                failures[name] = f"{type(e).__name__}: {e}"[:500]
         if "numpy" in sys.modules:  # its global RNG is seeded from the OS at import: fix it
             sys.modules["numpy"].random.seed(0)
+        return failures
 
     # ---------------------------------------------------------------- the next child
     def prefork(self) -> None:
@@ -179,22 +208,21 @@ class Server:
                 self.box.enter_child(fds, uid, sandbox.ChildLimits(*limits))
             except BaseException as e:
                 _setup_failed(3, e, fallback=fds[3])
-            chunks = []
-            while True:
-                chunk = os.read(GO_FD, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            os.close(GO_FD)
-            if not chunks:  # the server is shutting down
+            head = _read_exact(GO_FD, _PART.size)
+            if not head:  # the server is shutting down
                 os._exit(0)
-            spec, code_bytes = marshal.loads(b"".join(chunks))
+            spec, code_bytes = marshal.loads(_read_exact(GO_FD, _PART.unpack(head)[0]))
             try:
                 self.box.start_child()
             except BaseException as e:
                 _setup_failed(3, e)
             code = marshal.loads(code_bytes)
-            status = harness.run_program(spec, code, self.mains[bool(spec.get("prelude"))])
+            main = self.mains[bool(spec.get("prelude"))]
+            if spec["kind"] == "assert":  # the test itself is still in the pipe
+                status = harness.run_assert(spec, code, main, self.fork)
+            else:
+                os.close(GO_FD)
+                status = harness.run_program(spec, code, main)
         finally:
             harness.child_exit(status)
 
@@ -238,15 +266,23 @@ class Server:
                  stdin: bytes) -> tuple[dict, list[bytes]]:
         fsize = int(h["output_limit"])
         wall_s, cpu_s = float(h["wall_s"]), int(h["cpu_s"])
-        limits = (wall_s, cpu_s, self.base_vm + int(h["memory"]), fsize, int(h["processes"]),
-                  int(h["open_files"]))  # sandbox.ChildLimits fields, in order
-        spec = {"kind": h["kind"], "entry_point": h.get("entry_point"),
-                "input": test.get("input", ""), "nonce": test.get("nonce"), "source": source,
-                "prelude": h.get("prelude", True)}
-        payload = marshal.dumps((spec, code))  # a child unmarshals the code object
+        limits = self.child_limits(wall_s, cpu_s, int(h["memory"]), fsize, int(h["processes"]),
+                                   int(h["open_files"]))
+        spec = {"kind": h["kind"], "entry_point": h.get("entry_point"), "source": source,
+                "prelude": h.get("prelude", True), "output_limit": fsize}
+        if h["kind"] == "functional":
+            spec["input"] = test.get("input", "")
+        part = marshal.dumps((spec, code))  # a child unmarshals the code object
+        payload = _PART.pack(len(part)) + part
+        if h["kind"] == "assert":  # read by the test process only after the program forked
+            payload += marshal.dumps({"input": test.get("input", ""),
+                                      "preamble": h.get("test_preamble", "")})
         if self.next is not None and self.next.limits != limits:
             self._drop_next()
         self.limits = limits
+        if self.box.mode == "namespaces" and self.sysv_cap != int(h["memory"]):
+            sandbox.limit_sysv_ipc(int(h["memory"]))  # SysV memory counts in no rlimit
+            self.sysv_cap = int(h["memory"])
         for attempt in range(2):
             self.prefork()
             pid = self._next_pid()
@@ -293,7 +329,8 @@ class Server:
         return _failed("unreachable")  # pragma: no cover
 
     def _clean_up_after(self, pid: int, uid: int | None) -> None:
-        """Reap the finished child; kill and reap whatever it left behind (synchronously)."""
+        """Reap the finished child; kill and reap whatever it left behind (synchronously), then
+        remove the SysV IPC objects it made, so none can reach the next test."""
         waiting = self._next_pid()
         if any(p not in (pid, waiting) for p in sandbox.child_pids(self.zpid)):
             keep = [waiting] if waiting else []
@@ -301,6 +338,8 @@ class Server:
                          answer=True)
         else:
             self._zygote(zygote.pack_pids(zygote.OP_REAP, [pid]))
+        if self.box.private_ipc:
+            sandbox.remove_sysv_ipc()
 
     def _wait(self, pid: int, uid: int | None, wall_s: float) -> tuple[int | None, int | None, bool, float]:
         """Wait up to ``wall_s`` for the child to exit and SIGKILL it when late; read its exit
@@ -338,7 +377,8 @@ class Server:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-            status, ticks = int(fields[-1]), int(fields[11]) + int(fields[12])
+            # utime + stime, and cutime + cstime: an assert test's program process is its child
+            status, ticks = int(fields[-1]), sum(int(x) for x in fields[11:15])
         except (OSError, IndexError, ValueError):  # not expected: it is our zombie
             status, ticks = signal.SIGKILL, 0
         if cancelled:
@@ -418,6 +458,26 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _read_exact(fd: int, n: int) -> bytes:
+    """``n`` bytes from a pipe (fewer only at end of file)."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def _vm_data() -> int:
+    """This process's private writable memory (what RLIMIT_DATA counts), in bytes."""
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _decode_status(status: int) -> tuple[int | None, int | None]:
     """(exit code, None) for a normal exit, (None, signal number) for a killed child."""
     if os.WIFSIGNALED(status):
@@ -433,17 +493,24 @@ def _compile_error_text(e: BaseException) -> str:
 
 
 def self_test(server: Server) -> str | None:
-    """Run ``print(1 + 1)`` through the whole path; the error text when it does not work."""
+    """Run ``print(1 + 1)`` and an assert test through the whole path; the error text when
+    either does not work."""
     h = {"kind": "stdin", "wall_s": 60.0, "cpu_s": 60, "memory": 256 << 20, "output_limit": 1 << 20,
          "processes": 8, "open_files": 64}
     source = "print(1 + 1)\n"
-    code = server.compiled(source)
-    header, (stdout, stderr, _) = server.run_test(h, {"index": 0}, source, code, b"")
+    header, (stdout, stderr, _) = server.run_test(h, {"index": 0}, source, server.compiled(source), b"")
     if header.get("setup_error"):
         return f"sandbox set-up failed in the child: {header['setup_error']}"
     if header.get("exit") != 0 or stdout != b"2\n":
         tail = stderr.decode("utf-8", "replace")[-2000:]
         return f"self-test program failed (exit {header.get('exit')}, signal {header.get('signal')}): {tail}"
+    source = "def f(x):\n    return x + 1\n"
+    header, (_, stderr, status) = server.run_test(
+        {**h, "kind": "assert"}, {"index": 0, "input": "assert f(1) == 2"}, source,
+        server.compiled(source), b"")
+    if b'"done": true' not in status or b'"program_exit": 0' not in status:
+        tail = (stderr + status).decode("utf-8", "replace")[-2000:]
+        return f"self-test assert failed (exit {header.get('exit')}, signal {header.get('signal')}): {tail}"
     return None
 
 
@@ -470,7 +537,9 @@ def main() -> None:
         server, error = None, f"{type(e).__name__}: {e}"
     ready = {"ok": error is None, "error": error, "pid": os.getpid(),
              "mode": server.box.mode if server else None,
-             "scratch": server.box.scratch if server else None}
+             "scratch": server.box.scratch if server else None,
+             "preload_failures": server.preload_failures if server else {},
+             "uncontained": server.uncontained if server else []}
     protocol.send(res_fd, ready)
     if server is None or error is not None:
         if server is not None:
