@@ -280,8 +280,7 @@ PRELUDE_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect",
 def test_numpy_and_the_lcb_prelude_modules_are_preloaded(ex):
     """A program's ``import numpy`` is a dict lookup: the worker imported it before forking."""
     pytest.importorskip("numpy")
-    code = ("import sys\nprint(sorted(m for m in ['numpy', *%r] if m not in sys.modules))\n"
-            % (PRELUDE_MODULES,))
+    code = f"import sys\nprint(sorted(m for m in ['numpy', *{PRELUDE_MODULES!r}] if m not in sys.modules))\n"
     r = ex.run(Problem(id="pre", statement="", public_tests=[TestCase("", "[]\n")]), code)
     assert r.verdict == Verdict.PASSED, format_feedback(r)
 
