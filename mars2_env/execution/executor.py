@@ -67,7 +67,7 @@ class Limits:
     """Executor options; ``None`` limits come from each problem."""
 
     time_limit_s: float | None = None        # wall clock per test (default: problem.time_limit_s)
-    memory_limit_mb: float | None = None     # address space for the program (problem.memory_limit_mb)
+    memory_limit_mb: float | None = None     # memory the program may use (problem.memory_limit_mb)
     cpu_limit_s: float | None = None         # CPU seconds per test (default: ceil(wall) + 1)
     output_limit_mb: float = 32.0            # stdout, returned value and any file written
     max_processes: int = 64                  # processes + threads per test

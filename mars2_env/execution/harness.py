@@ -319,6 +319,7 @@ def run_assert(spec: dict, code: types.CodeType, main: types.ModuleType, fork) -
             ours.close()
             theirs.close()
             sandbox.prctl(sandbox.PR_SET_DUMPABLE, 1)
+            sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the test process
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         except BaseException:
             _exit(71)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.util
+import json
 import marshal
 import os
 import select
@@ -508,7 +509,11 @@ def self_test(server: Server) -> str | None:
     header, (_, stderr, status) = server.run_test(
         {**h, "kind": "assert"}, {"index": 0, "input": "assert f(1) == 2"}, source,
         server.compiled(source), b"")
-    if b'"done": true' not in status or b'"program_exit": 0' not in status:
+    try:
+        record = json.loads(status)
+    except ValueError:
+        record = {}
+    if record.get("done") is not True or record.get("program_exit") != 0:
         tail = (stderr + status).decode("utf-8", "replace")[-2000:]
         return f"self-test assert failed (exit {header.get('exit')}, signal {header.get('signal')}): {tail}"
     return None
