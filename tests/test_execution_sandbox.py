@@ -349,17 +349,24 @@ def test_interpreter_under_tmp_stays_importable_in_the_jail(tmp_path):
     assert site.startswith(str(tmp_path))
     with open(os.path.join(site, "mars2_probe_module.py"), "w") as f:
         f.write("VALUE = 'from-tmp-venv'\n")
+    os.makedirs(os.path.join(site, "sklearn"))  # a heavy module's name: the second zygote loads it
+    with open(os.path.join(site, "sklearn", "__init__.py"), "w") as f:
+        f.write("VALUE = 'heavy-from-tmp'\n")
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = (  # the module must also be *preloaded*: the server imports before the jail
-        "import sys\n"
+    program = ("import sys\n"
+               "pre = ['mars2_probe_module' in sys.modules, 'sklearn' in sys.modules]\n"
+               "import mars2_probe_module, sklearn\n"
+               "print(mars2_probe_module.VALUE, sklearn.VALUE, pre)\n")
+    script = (  # both must be *preloaded*: the server imports before the jail, the heavy zygote in it
         "from mars2_env.execution.executor import Executor\n"
         "from mars2_env.problems import Problem, TestCase\n"
-        "p = Problem(id='p', statement='s', public_tests=[TestCase('', 'from-tmp-venv True\\n')])\n"
-        "with Executor(max_workers=1, sandbox='namespaces', preload=['json', 'mars2_probe_module']) as ex:\n"
-        "    r = ex.run(p, 'import sys\\npre = \"mars2_probe_module\" in sys.modules\\n'\n"
-        "                  'import mars2_probe_module\\nprint(mars2_probe_module.VALUE, pre)')\n"
-        "    print(r.verdict.value, ex.preload_failures, r.tests[0].error[-300:])\n")
-    deps = os.pathsep.join([project] + [p for p in sys.path if p.endswith("site-packages")])
+        "out = 'from-tmp-venv heavy-from-tmp [True, True]\\n'\n"
+        "p = Problem(id='p', statement='s', public_tests=[TestCase('', out)])\n"
+        "preload = ['json', 'mars2_probe_module', 'sklearn']\n"
+        "with Executor(max_workers=1, sandbox='namespaces', preload=preload) as ex:\n"
+        f"    r = ex.run(p, {program!r})\n"
+        "    print(r.verdict.value, ex.preload_failures, repr(r.tests[0].actual), r.tests[0].error[-300:])\n")
+    deps = os.pathsep.join([project, site] + [p for p in sys.path if p.endswith("site-packages")])
     res = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": deps})
     assert res.returncode == 0, res.stderr[-2000:]
