@@ -9,7 +9,8 @@ completion record, signalling and killing its parents, printing sNaN). Prints
   descriptors of this process, files the programs tried to leave in /tmp, SysV IPC objects in
   each worker's IPC namespace, kernel keys of the sandbox uids (all must be 0);
 * the resident memory (RSS) of every executor process -- this one, each worker server, each
-  zygote -- after warm-up and at the end, and its growth;
+  zygote (per server: the one forking plain programs, then the one holding numpy) -- after
+  warm-up and at the end, and its growth;
 * throughput for each block of 1,000 programs.
 
     python benchmarks/executor_soak.py [--programs 5000] [--workers N] [--sandbox auto]
@@ -226,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         procs = {"executor": os.getpid()}
         for k, s in enumerate(servers):
             procs[f"server {k}"] = s
-            for z in _children(s):
-                procs[f"zygote {k}"] = z
+            for j, z in enumerate(_children(s)):  # plain programs' zygote, then numpy's
+                procs[f"zygote {k}.{j}"] = z
         rss_start = {name: _rss_kb(pid) for name, pid in procs.items()}
         mode = ex.mode
         for start in range(0, len(items), args.block):
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     print("resident memory (MB) after warm-up -> at the end (growth):")
     for name in procs:
         a, b = rss_start[name] / 1024, rss_end[name] / 1024
-        print(f"    {name:10s} {a:8.1f} -> {b:8.1f}  ({b - a:+.1f})")
+        print(f"    {name:11s} {a:8.1f} -> {b:8.1f}  ({b - a:+.1f})")
     print("throughput per block:")
     for k, secs in enumerate(blocks):
         size = min(args.block, n - k * args.block)

@@ -22,6 +22,12 @@ the Python installation, a private /tmp); inside, as ``basic``.
 scratch directory, but the program runs as the calling user, can use the network and can
 write wherever that user can. Left-overs are found through the zygote being a child
 subreaper and killed one by one.
+
+In every mode: memory is limited by RLIMIT_DATA (see `ChildLimits`), POSIX message queues by
+RLIMIT_MSGQUEUE = 0, kernel keyrings by a seccomp filter (`deny_keyrings`), and the server and
+zygotes are not dumpable. Where the worker has its own IPC namespace (namespaces, bwrap), every
+SysV object is removed after each test (`remove_sysv_ipc`) and, as root, SysV shared memory is
+capped at the test's memory limit (`limit_sysv_ipc`).
 """
 
 from __future__ import annotations
