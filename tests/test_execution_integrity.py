@@ -201,6 +201,9 @@ PROGRAMS: dict[str, tuple[Problem, str]] = {
     # ------------------------------------------------ breaking the channel
     "oversized_value": (ADD, wrong_add("return 'x' * (40 << 20)")),
     "malformed_message": (ADD, wrong_add("import os, struct\nos.write(3, struct.pack('<I', 5) + b'{{{{{')")),
+    "deeply_nested_message": (ADD, wrong_add(
+        "import os, struct\nbomb = b'{\"r\": ' + b'[' * 200000\nos.write(3, struct.pack('<I', len(bomb)) + bomb)")),
+    "deeply_nested_value": (ADD, wrong_add("v = 3\nfor _ in range(100000):\n    v = [v]\nreturn v")),
     # ------------------------------------------------ correct programs still pass
     "correct": (ADD, "def add(a, b):\n    return a + b\n"),
     "correct_raising_what_the_test_expects": (
@@ -369,6 +372,14 @@ def test_malformed_bridge_message_fails_the_test(judged):
     verdict_of(judged, "malformed_message", Verdict.RUNTIME_ERROR, "broke the test protocol")
 
 
+def test_deeply_nested_protocol_message_fails_the_test(judged):
+    verdict_of(judged, "deeply_nested_message", Verdict.RUNTIME_ERROR, "broke the test protocol")
+
+
+def test_deeply_nested_value_equals_nothing(judged):
+    verdict_of(judged, "deeply_nested_value", Verdict.WRONG_ANSWER, "AssertionError")
+
+
 # ---------------------------------------------------------------- correct programs pass
 
 @pytest.mark.parametrize("name", [n for n in PROGRAMS if n.startswith("correct")])
@@ -475,3 +486,22 @@ def test_grading_a_30mb_numeric_line_stays_within_a_few_hundred_mb():
                          check=True, timeout=300).stdout.split()
     assert out[0] == "True" and int(out[1]) >= 8
     assert int(out[2]) < 300, f"peak grew by {out[2]} MB"
+
+
+def test_trusted_helper_in_the_test_preamble_beats_the_programs(monkeypatch):
+    """HumanEval/32 checks ``find_zero`` with ``poly`` from the prompt: a program can redefine
+    ``poly`` to say 0 everywhere. A helper given in the test preamble (the harness selection
+    hook) runs in the test process and wins over the program's."""
+    test = "x = find_zero([-6, 11, -6, 1])\nassert abs(poly([-6, 11, -6, 1], x)) < 1e-6"
+    p = assert_problem("find_zero", [test], "find_zero")
+    cheat = "def poly(xs, x):\n    return 0.0\ndef find_zero(xs):\n    return 42.0\n"
+    honest = ("def poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n"
+              "def find_zero(xs):\n    return 1.0\n")
+    with Executor(max_workers=1, sandbox=MODE) as ex:
+        assert ex.run(p, cheat).verdict == Verdict.PASSED  # the test takes poly from the program
+        monkeypatch.setattr(executor_mod, "harness_options", lambda problem, limits: {
+            "prelude": limits.lcb_prelude,
+            "test_preamble": "def poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n"})
+        cheated, passed = ex.run_many([(p, cheat), (p, honest)])
+    assert cheated.verdict == Verdict.WRONG_ANSWER, format_feedback(cheated)
+    assert passed.verdict == Verdict.PASSED, format_feedback(passed)
