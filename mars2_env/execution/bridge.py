@@ -12,6 +12,10 @@ program's other objects. A handle can be called, read (attributes, items, ``len`
 has no truth value: a test that tries fails (`NotJudged`), because a program object's answer
 to "are you equal to the expected value?" proves nothing.
 
+LeetCode's ``ListNode`` / ``TreeNode`` values the test builds (`nodes`) cross to the program as
+node graphs that the program side rebuilds; nodes the program returns stay handles, which the
+test's own ``is_same_list`` / ``is_same_tree`` walk by attribute reads.
+
 The test side trusts nothing it receives: messages are size-capped and strictly decoded, and
 the first thing that goes wrong (the program exits, dies, sends a malformed or oversized
 message, or returns something the test tries to judge) is remembered in ``Bridge.failure``, so
@@ -28,6 +32,7 @@ import struct
 import sys
 from typing import Any
 
+from mars2_env.execution import nodes
 from mars2_env.execution.grader import decode_value, encode_value
 
 _LEN = struct.Struct("<I")
@@ -156,6 +161,9 @@ class Bridge:
         self._remotes: dict[int, Remote] = {}
         self.failure: tuple[str, str] | None = None  # (kind, why) once the test cannot pass
         self.closed = False
+        # program side: the node classes a test's node graph is rebuilt with when the program
+        # defines none of its own (captured now, before any program code runs)
+        self._node_classes = {"L": nodes.ListNode, "T": nodes.TreeNode}
 
     # ------------------------------------------------------------------ failures (test side)
     def fail(self, kind: str, why: str) -> None:
@@ -182,6 +190,8 @@ class Bridge:
             return {"h": obj._id}  # the program's own object, going back
         if isinstance(obj, _Callback) and obj._bridge is self:
             return {"a": obj._id}
+        if self.trusted and type(obj) in nodes.NODE_TYPES:  # the test's ListNode / TreeNode
+            return {"n": nodes.encode_nodes(obj, self.encode)}
         hid = self._ids.get(id(obj))
         if hid is None:
             hid = len(self.objects) + 1
@@ -203,8 +213,8 @@ class Bridge:
                 if type(payload) is int and payload in self.objects:
                     return self.objects[payload]
                 raise ValueError("unknown test handle")
-            if (type(payload) is list and len(payload) == 2 and type(payload[0]) is int
-                    and type(payload[1]) is str):
+            if (tag == "h" and type(payload) is list and len(payload) == 2
+                    and type(payload[0]) is int and type(payload[1]) is str):
                 r = self._remotes.get(payload[0])
                 if r is None:
                     r = self._remotes[payload[0]] = Remote(self, payload[0], payload[1][:100])
@@ -212,7 +222,20 @@ class Bridge:
             raise ValueError("malformed program handle")
         if tag == "h":
             return self.objects[payload]
+        if tag == "n":
+            return nodes.decode_nodes(payload, self.decode, self._program_node_classes())
         return _Callback(self, int(payload))
+
+    def _program_node_classes(self) -> dict[str, type]:
+        """Program side: the classes a test's nodes are rebuilt with: the program's own
+        ``ListNode`` / ``TreeNode`` when it defines them (rllm's ``list_node`` builds those),
+        else the prelude's."""
+        found = dict(self._node_classes)
+        for tag, name in (("L", "ListNode"), ("T", "TreeNode")):
+            cls = self.namespace.get(name)
+            if isinstance(cls, type):
+                found[tag] = cls
+        return found
 
     # ------------------------------------------------------------------ messages
     def send(self, msg: dict) -> None:

@@ -149,8 +149,8 @@ def decode_value(data: Any, _depth: int = 0,
                  resolve: Callable[[str, Any], Any] | None = None) -> Any:
     """Inverse of `encode_value`; raises ValueError on malformed data (the child is untrusted).
 
-    Object handles (``{"h": ...}`` / ``{"a": ...}``) are accepted only with ``resolve``,
-    which turns ``(tag, payload)`` into the object.
+    Object handles (``{"h": ...}`` / ``{"a": ...}``) and node graphs (``{"n": ...}``, see
+    `nodes`) are accepted only with ``resolve``, which turns ``(tag, payload)`` into the object.
     """
     if _depth > _MAX_DEPTH + 2:
         raise ValueError("value nested too deeply")
@@ -172,8 +172,8 @@ def decode_value(data: Any, _depth: int = 0,
             return int(data["ix"], 16)
         if "u" in data:
             return Unsupported(str(data.get("u")), str(data.get("r", "")))
-        if resolve is not None and len(data) == 1 and ("h" in data or "a" in data):
-            tag = "h" if "h" in data else "a"
+        if resolve is not None and len(data) == 1 and ("h" in data or "a" in data or "n" in data):
+            tag = next(iter(data))
             return resolve(tag, data[tag])
     raise ValueError("malformed returned value")
 

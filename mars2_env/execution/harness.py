@@ -41,10 +41,13 @@ kind: the test code runs in a separate *test process* that never executes progra
   test's ``except`` swallowing the program's exit): ``StopIteration`` is not passed on as
   such, and every failure of the bridge (exit, crash, malformed or oversized message, a value
   not judged) is remembered, so the test fails whatever its code catches.
-* Helpers the test takes from the program (HumanEval's ``poly`` of problem 32): they are the
-  program's functions, judged like any answer; a problem whose test needs a trusted helper
-  must give it in its test preamble (`Executor`'s harness selection), which runs in the test
-  process.
+* Helpers and modules the test would take from the program: the dataset's helpers are in the
+  test preamble (`executor.harness_options`: rllm's LeetCode ``is_same_list``, ``list_node``
+  ... see `nodes`; HumanEval's prompt helpers such as problem 32's ``poly``), which runs in the
+  test process and whose names come first; then Python's builtins; then the program's globals;
+  then the harness's prelude (the test process's copy). A standard module's name (``sys``,
+  ``math``) is the test's own module whatever the program bound to it. What remains the
+  program's is what the test asks of it: its functions, called with data, answering data.
 * Leaving something for the next test (files, processes, SysV IPC, keyrings, memory): see
   `sandbox` and `server`; every test is a fresh fork and the worker sweeps after it.
 """
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import importlib
 import io
 import json
 import linecache
@@ -68,7 +72,7 @@ import traceback
 import types
 
 from mars2_env.execution import sandbox
-from mars2_env.execution.bridge import Bridge, ProgramGone
+from mars2_env.execution.bridge import Bridge, ProgramGone, Remote
 from mars2_env.execution.grader import dumps_value
 from mars2_env.execution.rules import LCB_RECURSION_LIMIT, prelude_sources, recursion_limit
 
@@ -286,21 +290,40 @@ def _exception_record(e: BaseException, spec: dict, stage: str) -> dict:
 # ------------------------------------------------------------------ assert kind
 
 class _TestGlobals(dict):
-    """The test's globals: its own names, then Python's builtins, then the program's globals.
+    """The test's globals: its own names (the test preamble's trusted helpers, its code), then
+    Python's builtins, then the program's globals, then its harness's prelude.
 
-    Builtins come first so a program cannot hand the test its own ``isinstance``, ``abs`` or
-    ``AssertionError``; the entry point is the exception (a problem may ask for a function
-    named like a builtin). LiveCodeBench's prelude is the program's convenience, not the test's.
+    Builtins come before the program so a program cannot hand the test its own ``isinstance``,
+    ``abs`` or ``AssertionError``; the entry point is the exception (a problem may ask for a
+    function named like a builtin). The dataset's harness runs the test in the program's
+    namespace, after its prelude: a name the program defines is the program's (its ``add``,
+    not LiveCodeBench's ``operator.add``), one it does not is the prelude's (rllm's ``inf``,
+    ``deque`` ...), from the test process's own copy. A standard module's name resolves to
+    the test's own module whatever object the program bound to it (MBPP tests use ``sys`` and
+    ``math`` without importing them).
     """
 
-    def __init__(self, bridge: Bridge, entry_point: str | None):
+    def __init__(self, bridge: Bridge, entry_point: str | None, prelude: dict):
         super().__init__(__builtins__=builtins.__dict__, __name__="__main__")
-        self._bridge, self._entry = bridge, entry_point
+        self._bridge, self._entry, self._prelude = bridge, entry_point, prelude
 
     def __missing__(self, name: str):
         if name in builtins.__dict__ and name != self._entry:
             raise KeyError(name)  # the test process's own builtin, never the program's
-        return self._bridge.lookup(name)
+        try:
+            value = self._bridge.lookup(name)
+        except KeyError:
+            if name in self._prelude:
+                return self._prelude[name]  # the test process's copy: the program never ran here
+            raise
+        if (isinstance(value, Remote) and name != self._entry and name in _STDLIB
+                and name not in _NOT_IMPORTED):
+            value = sys.modules.get(name) or importlib.import_module(name)
+        return value
+
+
+_STDLIB = frozenset(sys.stdlib_module_names)
+_NOT_IMPORTED = frozenset({"this", "antigravity"})  # imports with side effects (print, browser)
 
 
 def run_assert(spec: dict, code: types.CodeType, main: types.ModuleType, fork) -> int:
@@ -396,7 +419,8 @@ def _test_process(spec: dict, main: types.ModuleType, bridge: Bridge) -> dict:
         test = _read_test()
         sys.path[:] = [p for p in sys.path if p and p not in _scratch]  # the program writes there
         compiled = compile(test["input"], TEST_NAME, "exec", dont_inherit=True)
-        ns = _TestGlobals(bridge, spec.get("entry_point"))
+        prelude = main.__dict__["__builtins__"]  # as the server built it (the program ran elsewhere)
+        ns = _TestGlobals(bridge, spec.get("entry_point"), prelude if isinstance(prelude, dict) else {})
         ready = bridge.recv()
         if "ready" not in ready:
             if "raise" in ready:
