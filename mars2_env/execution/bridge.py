@@ -6,9 +6,11 @@ of the program; the program runs in the *program process*, forked from the test 
 the test code is read (see `harness.run_assert`). Each name the test takes from the program,
 each call, attribute read and iteration is a request over a socket; arguments and results cross
 as tagged JSON (`grader.encode_value`), so the test process only ever holds plain data (None,
-bool, int, float, str and lists, tuples, dicts, sets of them) and `Remote` handles to the
-program's other objects. A handle can be called, read (attributes, items, ``len``, iteration,
-``str``) and passed back, which only asks the program for more data; it is never compared and
+bool, int, float, str and lists, tuples, dicts, sets of them; complex numbers, builtin types
+and ``re.Match`` values too, see `grader`) and `Remote` handles to the program's other objects.
+A handle can be called, read (attributes, items, ``len``, iteration, ``str``), written
+(attributes, items) and passed back, which only asks the program for more data or changes the
+program's own objects; it is never compared and
 has no truth value: a test that tries fails (`NotJudged`), because a program object's answer
 to "are you equal to the expected value?" proves nothing.
 
@@ -61,7 +63,8 @@ class Remote:
     __slots__ = ("_bridge", "_id", "_type")
 
     def __init__(self, bridge: Bridge, hid: int, type_name: str):
-        self._bridge, self._id, self._type = bridge, hid, type_name
+        for slot, value in (("_bridge", bridge), ("_id", hid), ("_type", type_name)):
+            object.__setattr__(self, slot, value)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         b = self._bridge
@@ -72,6 +75,19 @@ class Remote:
         if name in Remote.__slots__:  # not set yet (a copy made without __init__)
             raise AttributeError(name)
         return self._bridge.request({"op": "getattr", "h": self._id, "name": name})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``obj.attr = value`` on the program's object (MBPP's set-up code links the
+        program's tree nodes this way); the value crosses like an argument."""
+        if name in Remote.__slots__:  # a copy being made (copy.copy)
+            object.__setattr__(self, name, value)
+            return
+        b = self._bridge
+        b.request({"op": "setattr", "h": self._id, "name": name, "value": b.encode(value)})
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        b = self._bridge
+        b.request({"op": "setitem", "h": self._id, "key": b.encode(key), "value": b.encode(value)})
 
     def __iter__(self):
         items = self._bridge.request({"op": "iter", "h": self._id})
@@ -409,6 +425,12 @@ class Bridge:
             return target(*args, **kwargs)
         if op == "getattr":
             return getattr(target, msg["name"])
+        if op == "setattr":
+            setattr(target, str(msg["name"]), self.decode(msg["value"]))
+            return None
+        if op == "setitem":
+            target[self.decode(msg["key"])] = self.decode(msg["value"])
+            return None
         if op == "iter":
             return list(target)
         if op == "len":

@@ -8,12 +8,17 @@ top-level tuple turned into a list, must ``==`` the JSON-decoded expected output
 Return values travel from the sandboxed child to the grader as *tagged JSON* (never pickle:
 the child is untrusted): lists are JSON arrays, scalars are JSON scalars, and every other
 container is a one-key object (``{"t": [...]}`` tuple, ``{"s": ...}`` set, ``{"fs": ...}``
-frozenset, ``{"d": [[k, v], ...]}`` dict). A value of any other type decodes to an
-`Unsupported` placeholder that equals nothing, so an object with a forged ``__eq__`` cannot pass.
+frozenset, ``{"d": [[k, v], ...]}`` dict), and three more builtin kinds of value that tests pass
+and compare (MBPP's): ``{"c": [re, im]}`` a complex number, ``{"bi": name}`` a builtin type
+(``remove_datatype(t, int)``), ``{"m": ...}`` a ``re.Match`` (as a `MatchValue`: truthy, with
+its groups and spans, as MBPP's ``assert check_str("annie")`` needs). A value of any other
+type decodes to an `Unsupported` placeholder that equals nothing, so an object with a forged
+``__eq__`` cannot pass.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from collections.abc import Callable
@@ -97,6 +102,65 @@ class Unsupported:
         return self.text
 
 
+class MatchValue:
+    """A ``re.Match`` the program returned, as data: always true (like a match), with
+    ``group`` / ``groups`` / ``groupdict`` / ``span`` / ``start`` / ``end``; equal to nothing
+    but itself (a match object has no value equality either)."""
+
+    __slots__ = ("_groups", "_spans", "_names")
+
+    def __init__(self, groups: list, spans: list, names: dict):
+        self._groups, self._spans, self._names = groups, spans, names
+
+    def __bool__(self) -> bool:
+        return True
+
+    def _index(self, g: Any) -> int:
+        i = self._names.get(g, g) if isinstance(g, str) else g
+        if type(i) is not int or not 0 <= i < len(self._groups):
+            raise IndexError("no such group")
+        return i
+
+    def group(self, *gs: Any) -> Any:
+        found = tuple(self._groups[self._index(g)] for g in (gs or (0,)))
+        return found[0] if len(found) == 1 else found
+
+    __getitem__ = group
+
+    def groups(self, default: Any = None) -> tuple:
+        return tuple(default if g is None else g for g in self._groups[1:])
+
+    def groupdict(self, default: Any = None) -> dict:
+        return {n: default if self._groups[i] is None else self._groups[i]
+                for n, i in self._names.items()}
+
+    def span(self, g: Any = 0) -> tuple[int, int]:
+        return tuple(self._spans[self._index(g)])  # type: ignore[return-value]
+
+    def start(self, g: Any = 0) -> int:
+        return self._spans[self._index(g)][0]
+
+    def end(self, g: Any = 0) -> int:
+        return self._spans[self._index(g)][1]
+
+    def __repr__(self) -> str:
+        return f"<re.Match object; span={self.span()!r}, match={self._groups[0]!r}>"
+
+
+def _match_data(m: re.Match) -> Any:
+    n = len(m.groups()) + 1
+    return [[m.group(i) for i in range(n)], [list(m.span(i)) for i in range(n)],
+            [[k, v] for k, v in m.re.groupindex.items()]]
+
+
+def _builtin_type_name(value: type) -> str | None:
+    try:
+        name = value.__name__
+        return name if isinstance(name, str) and getattr(builtins, name, None) is value else None
+    except Exception:  # a hostile metaclass
+        return None
+
+
 def encode_value(value: Any, _depth: int = 0, export: Callable[[Any], Any] | None = None) -> Any:
     """Turn a returned value into tagged-JSON-ready data (runs in the sandboxed child).
 
@@ -115,6 +179,12 @@ def encode_value(value: Any, _depth: int = 0, export: Callable[[Any], Any] | Non
         return float(value)
     if isinstance(value, str):
         return str(value)
+    if isinstance(value, complex):
+        return {"c": [float(value.real), float(value.imag)]}
+    if type(value) is re.Match and isinstance(value.string, str):
+        return {"m": _match_data(value)}
+    if isinstance(value, type) and _builtin_type_name(value) is not None:
+        return {"bi": _builtin_type_name(value)}
     d = _depth + 1
     if isinstance(value, list):
         return [encode_value(v, d, export) for v in value]
@@ -170,12 +240,37 @@ def decode_value(data: Any, _depth: int = 0,
             return {decode_value(k, d, resolve): decode_value(v, d, resolve) for k, v in _items(data["d"])}
         if "ix" in data and isinstance(data["ix"], str) and len(data) == 1:
             return int(data["ix"], 16)
+        if "c" in data and len(data) == 1:
+            parts = _items(data["c"])
+            if len(parts) != 2 or not all(type(x) in (int, float) for x in parts):
+                raise ValueError("malformed complex number")
+            return complex(parts[0], parts[1])
+        if "bi" in data and len(data) == 1:
+            found = getattr(builtins, data["bi"], None) if isinstance(data["bi"], str) else None
+            if not isinstance(found, type):
+                raise ValueError("malformed builtin type")
+            return found
+        if "m" in data and len(data) == 1:
+            return _decode_match(data["m"])
         if "u" in data:
             return Unsupported(str(data.get("u")), str(data.get("r", "")))
         if resolve is not None and len(data) == 1 and ("h" in data or "a" in data or "n" in data):
             tag = next(iter(data))
             return resolve(tag, data[tag])
     raise ValueError("malformed returned value")
+
+
+def _decode_match(data: Any) -> MatchValue:
+    groups, spans, names = _items(data) if len(_items(data)) == 3 else (None, None, None)
+    if (type(groups) is not list or not groups or type(spans) is not list
+            or len(spans) != len(groups) or type(names) is not list
+            or not all(g is None or type(g) is str for g in groups)
+            or not all(type(sp) is list and len(sp) == 2 and all(type(x) is int for x in sp)
+                       for sp in spans)
+            or not all(type(p) is list and len(p) == 2 and type(p[0]) is str
+                       and type(p[1]) is int and 0 < p[1] < len(groups) for p in names)):
+        raise ValueError("malformed match value")
+    return MatchValue(groups, spans, {k: i for k, i in names})
 
 
 def _items(data: Any) -> list:
