@@ -99,6 +99,11 @@ LEETCODE_HELPERS = ("from mars2_env.execution.nodes import ListNode, TreeNode, l
 LEETCODE_PRELUDE = RLLM_PRELUDE + LEETCODE_HELPERS
 
 
+def prelude_aliases(prelude: str | None) -> dict[str, str]:
+    """Names the prelude binds to a module imported on first use (name -> module)."""
+    return {"np": "numpy", "pd": "pandas"} if prelude in ("rllm", "leetcode") else {}
+
+
 def prelude_sources() -> dict[str, str]:
     """Prelude name -> Python source whose names the program sees (built once per worker)."""
     return {"lcb": LCB_PRELUDE, "rllm": RLLM_PRELUDE, "leetcode": LEETCODE_PRELUDE}

@@ -29,6 +29,7 @@ import importlib.util
 import json
 import marshal
 import os
+import re
 import select
 import signal
 import socket
@@ -39,6 +40,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from mars2_env.execution import harness, protocol, sandbox, zygote
+from mars2_env.execution.rules import prelude_aliases
 
 # Modules a typical competitive-programming / LeetCode solution imports (LiveCodeBench's
 # prelude among them); loaded before the first fork so a child's ``import`` is a dict lookup.
@@ -186,9 +188,15 @@ class Server:
         gc.freeze()
         return (failures, *_vm_sizes())
 
-    def wants_heavy(self, source: str) -> bool:
-        """Whether a program runs in the heavy zygote: it names one of its modules."""
-        return bool(self.heavy_names) and any(n in source for n in self.heavy_names)
+    def wants_heavy(self, source: str, prelude: str | None = None) -> bool:
+        """Whether a program runs in the heavy zygote: it names one of its modules, or uses a
+        name its prelude binds to one (rllm's ``np`` / ``pd``, imported on first use)."""
+        if not self.heavy_names:
+            return False
+        if any(n in source for n in self.heavy_names):
+            return True
+        return any(module in self.heavy_names and re.search(rf"\b{alias}\b", source)
+                   for alias, module in prelude_aliases(prelude).items())
 
     @staticmethod
     def preload(names) -> dict[str, str]:
@@ -313,7 +321,7 @@ class Server:
         self.job_id = h["id"]
         source = blobs[0].decode("utf-8", "surrogatepass")
         code = self.compiled(source)
-        self.heavy = self.wants_heavy(source)
+        self.heavy = self.wants_heavy(source, h.get("prelude"))
         if isinstance(code, str):
             protocol.send(self.res_fd, {"id": h["id"], "done": True, "compile_error": code})
             return
