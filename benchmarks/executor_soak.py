@@ -2,7 +2,8 @@
 
 Every program has a known verdict (correct, wrong, crashing, too slow, too big, and hostile:
 daemons, file and SysV IPC litter, keyrings, lying ``__eq__``, exiting at import, forging the
-completion record, signalling and killing its parents, printing sNaN). Prints
+completion record, signalling and killing its parents, printing sNaN, rebinding an rllm LeetCode
+comparison helper, redefining a HumanEval prompt helper). Prints
 
 * wrong verdicts (must be 0), with the first few shown;
 * what leaked: processes (the executor's children, anything running as a sandbox uid), file
@@ -45,6 +46,20 @@ ASSERT = Problem(id="assert", statement="add", kind="assert", entry_point="add",
                  public_tests=[TestCase("assert add(1, 2) == 3"),
                                TestCase("def check(candidate):\n    assert candidate(2, 2) == 4\n"
                                         "    assert candidate(-1, 1) == 0\ncheck(add)\n")])
+REVERSE = Problem(  # an rllm LeetCode row's shape: check code with the dataset's list helpers
+    id="reverse", statement="reverse a linked list", kind="assert", entry_point="reverseList",
+    harness="leetcode", time_limit_s=2, memory_limit_mb=256, public_tests=[TestCase(
+        "def check(candidate):\n"
+        "    assert is_same_list(candidate(head = list_node([1,2,3])), list_node([3,2,1]))\n"
+        "    assert is_same_list(candidate(head = list_node([])), list_node([]))\n\n\n"
+        "check(Solution().reverseList)\n")])
+POLY_PROMPT = ("def poly(xs: list, x: float):\n    return sum(c * x ** i for i, c in enumerate(xs))\n\n\n"
+               "def find_zero(xs: list):\n    \"\"\"a zero of poly(xs, x)\"\"\"\n")
+POLY = Problem(  # HumanEval/32's shape: the check calls a helper the prompt defines
+    id="poly", statement=POLY_PROMPT, kind="assert", entry_point="find_zero", harness="humaneval",
+    starter_code=POLY_PROMPT, time_limit_s=2, memory_limit_mb=256, public_tests=[TestCase(
+        "def check(candidate):\n    x = candidate([-6, 11, -6, 1])\n"
+        "    assert abs(poly([-6, 11, -6, 1], x)) < 1e-6\n\ncheck(find_zero)\n")])
 READ_SUM = "a, b = map(int, input().split())\n"
 ADD = "def add(a, b):\n    return a + b\n"
 WRONG_ADD = "def add(a, b):\n    return a - b\n"
@@ -127,6 +142,24 @@ TEMPLATES: list[tuple[str, Problem, str, tuple[Verdict, ...]]] = [
     ("kill_parent", SUM, "import os, time\nos.kill(os.getppid(), 9)\ntime.sleep(0.2)\n",
      (V.RUNTIME_ERROR,)),
     ("busy_loop", FAST, "while True:\n    pass\n", (V.TIME_LIMIT,)),
+    ("leetcode_correct", REVERSE, _d("""
+        class Solution:
+            def reverseList(self, head):
+                prev = None
+                while head:
+                    head.next, prev, head = prev, head, head.next
+                return prev
+        """), (V.PASSED,)),
+    ("leetcode_helpers_rebound", REVERSE, _d("""
+        import builtins
+        is_same_list = builtins.is_same_list = lambda a, b: True
+        __builtins__["is_same_list"] = is_same_list
+        class Solution:
+            def reverseList(self, head):
+                return head
+        """), (V.WRONG_ANSWER,)),
+    ("prompt_helper_redefined", POLY, "def poly(xs, x):\n    return 0.0\ndef find_zero(xs):\n"
+                                      "    return 42.0\n", (V.WRONG_ANSWER,)),
 ]
 
 
