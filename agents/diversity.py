@@ -10,8 +10,11 @@ The maths (DA@K, EA, NAUADC, Vendi, ranks, the comparable-problem protocol) is i
 * AEC: embed the correct solutions of a problem and count DBSCAN clusters (cosine).
 * :class:`LLMEquivalenceJudge` + :func:`cluster_by_judge`: algorithm clusters from any
   agent backend asked whether two programs implement the same algorithm.
-* G-Vendi: per-sample loss gradients of a small causal LM, Gaussian random
-  projection, Vendi score.
+* G-Vendi (Jung et al., 2025, as MARS² uses it): per-sample gradients of a proxy causal
+  LM's loss on (problem prompt, response), each normalised to unit length, then Gaussian
+  random-projected, then the Vendi score. The paper's proxy is Qwen2.5-0.5B-Instruct
+  (``--gvendi-model hf:PATH``); the offline default is the embedded SmolLM2-135M-Instruct,
+  and every table says which proxy and which layers were used.
 * :func:`compute_diversity`: all of the above over saved runs (``trees.jsonl``).
 """
 
@@ -364,6 +367,10 @@ def select_parameters(model: Any, params: str | Sequence[str] | Callable[[str], 
 
 _PROXY_CACHE: dict[str, tuple[Any, Any]] = {}
 
+#: what G-Vendi tables call the default proxy, so nobody mistakes it for the paper's
+DEFAULT_PROXY_LABEL = ("SmolLM2-135M-Instruct (embedded offline default; the paper uses "
+                       "Qwen2.5-0.5B-Instruct: --gvendi-model hf:PATH)")
+
 
 def load_proxy_model() -> tuple[Any, Any]:
     """The embedded SmolLM2 (``agents.embedded``) as float32 (model, tokenizer), loaded once."""
@@ -380,9 +387,49 @@ def load_proxy_model() -> tuple[Any, Any]:
     return _PROXY_CACHE["embedded"]
 
 
+@dataclass
+class ProxyLM:
+    """The causal LM whose loss gradients G-Vendi compares, and how tables name it."""
+
+    model: Any
+    tokenizer: Any
+    label: str
+
+
+def load_gvendi_model(spec: str | os.PathLike[str] | None = None) -> ProxyLM:
+    """The G-Vendi proxy from a spec: None or ``hf:embedded`` (the offline default, labelled
+    as such), ``hf:PATH`` or a bare local directory (e.g. Qwen2.5-0.5B-Instruct, the paper's).
+    Loaded in float32, offline."""
+    text = None if spec is None else str(spec)
+    if text in (None, "hf:embedded", "embedded"):
+        model, tok = load_proxy_model()
+        return ProxyLM(model, tok, DEFAULT_PROXY_LABEL)
+    path = Path(text[3:] if text.startswith("hf:") else text)
+    if not path.is_dir():
+        raise FileNotFoundError(f"G-Vendi proxy {text!r}: {path} is not a local model directory "
+                                "(give hf:PATH of a causal LM, e.g. Qwen2.5-0.5B-Instruct)")
+    key = str(path.resolve())
+    if key not in _PROXY_CACHE:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
+                                                     dtype=torch.float32)
+        _PROXY_CACHE[key] = (model.eval(), tok)
+    model, tok = _PROXY_CACHE[key]
+    return ProxyLM(model, tok, path.name)
+
+
 def _resolve_model(model: Any, tokenizer: Any) -> tuple[Any, Any]:
     if model is None:
         return load_proxy_model()
+    if isinstance(model, ProxyLM):
+        return model.model, model.tokenizer
+    if isinstance(model, (str, os.PathLike)):
+        proxy = load_gvendi_model(model)
+        return proxy.model, proxy.tokenizer
     if tokenizer is None and hasattr(model, "tokenizer") and hasattr(model, "model"):
         return model.model, model.tokenizer  # an HFAgent-like wrapper
     if tokenizer is None:
@@ -390,9 +437,48 @@ def _resolve_model(model: Any, tokenizer: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _proxy_label(model: Any) -> str:
+    if model is None:
+        return DEFAULT_PROXY_LABEL
+    if isinstance(model, ProxyLM):
+        return model.label
+    if isinstance(model, (str, os.PathLike)):
+        return load_gvendi_model(model).label
+    inner = getattr(model, "model", model) if hasattr(model, "tokenizer") else model
+    name = getattr(getattr(inner, "config", None), "_name_or_path", "") or type(inner).__name__
+    return str(name)
+
+
+def describe_parameters(chosen: Sequence[tuple[str, Any]]) -> str:
+    """Which parameters G-Vendi differentiates, for tables: the layer blocks (or other
+    modules) they belong to, how many tensors and how many numbers."""
+    groups: list[str] = []
+    for name, _ in chosen:
+        m = _BLOCK.match(name)
+        group = f"{m.group(1)}{m.group(2)}" if m else name.rsplit(".", 1)[0]
+        if group not in groups:
+            groups.append(group)
+    shown = ", ".join(groups[:4]) + (f" and {len(groups) - 4} more" if len(groups) > 4 else "")
+    count = sum(int(p.numel()) for _, p in chosen)
+    return f"{shown} ({len(chosen)} tensors, {count:,} parameters)"
+
+
+def problem_prompt(tokenizer: Any, problem: Any) -> str:
+    """The generation prompt of ``problem`` as the proxy sees it: the environment's default
+    chat messages through the tokenizer's chat template (plain text without a template)."""
+    from mars2_env.prompts import render_messages
+
+    messages = render_messages(problem)
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+
 def _token_ids(tokenizer: Any, text: str, prompt: str | None,
                max_length: int) -> tuple[list[int], int]:
-    """Token ids of prompt + text and how many leading ones belong to the prompt."""
+    """Token ids of prompt + text and how many leading ones belong to the prompt. Too long:
+    the prompt loses its start first (it keeps at least half the room when the text is long),
+    then the text its end."""
     ids = list(tokenizer(prompt + text if prompt else text)["input_ids"])
     n_prompt = len(tokenizer(prompt)["input_ids"]) if prompt else 0
     if len(ids) < 2:
@@ -402,6 +488,10 @@ def _token_ids(tokenizer: Any, text: str, prompt: str | None,
         if start is None:
             raise ValueError(f"text {text!r} has fewer than two tokens, so it has no LM loss")
         ids, n_prompt = [start] + ids, n_prompt + 1
+    if len(ids) > max_length and n_prompt:
+        n_text = len(ids) - n_prompt
+        keep = max(max_length - n_text, min(n_prompt, max_length // 2), 1)
+        ids, n_prompt = ids[n_prompt - min(keep, n_prompt):], min(keep, n_prompt)
     ids, n_prompt = ids[:max_length], min(n_prompt, max_length - 1)
     if len(ids) - max(n_prompt, 1) < 1:
         raise ValueError(f"text {text!r} adds no token to score after its prompt")
@@ -412,13 +502,16 @@ def gradient_features(texts: Sequence[str], model: Any = None, tokenizer: Any = 
                       prompts: Sequence[str | None] | None = None,
                       proj_dim: int | None = DEFAULT_PROJ_DIM, seed: int = 0,
                       params: str | Sequence[str] | Callable[[str], bool] = "last_layer",
-                      max_length: int = 1024, chunk: int = 32) -> np.ndarray:
-    """Per-sample LM-loss gradients, Gaussian-projected to ``proj_dim`` dims (n, proj_dim).
+                      max_length: int = 1024, chunk: int = 32,
+                      normalize: bool = True) -> np.ndarray:
+    """Per-sample LM-loss gradients, normalised, Gaussian-projected to ``proj_dim`` dims.
 
     The loss of each text is the mean next-token cross-entropy over its tokens (over the
-    text only when ``prompts`` gives it a conditioning prefix). Gradients are taken with
-    respect to the parameters chosen by ``params`` (see :func:`select_parameters`),
-    flattened in the model's order and multiplied by R with i.i.d. N(0, 1/proj_dim)
+    text only when ``prompts`` gives it a conditioning prefix: G-Vendi's (prompt, response)
+    pairs). Gradients are taken with respect to the parameters chosen by ``params`` (see
+    :func:`select_parameters`), flattened in the model's order, scaled to unit length
+    (``normalize``; G-Vendi normalises before projecting, so a long response's large
+    gradient does not dominate the projection) and multiplied by R with i.i.d. N(0, 1/proj_dim)
     entries drawn from a ``torch.Generator`` seeded with ``seed`` (the same R for every
     chunk and every call with the same seed and parameters, generated in blocks so it
     is never held whole). ``proj_dim=None`` keeps the raw gradients. The model's ``.grad``
@@ -457,7 +550,14 @@ def gradient_features(texts: Sequence[str], model: Any = None, tokenizer: Any = 
                     loss.backward()
                 flat = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                         for _, p in chosen]
-                grads[row] = torch.cat(flat).detach().float().cpu()
+                g = torch.cat(flat).detach().float().cpu()
+                if normalize:
+                    norm = torch.linalg.vector_norm(g)
+                    if not norm > 0:
+                        raise ValueError(f"text {i} has an all-zero loss gradient, so no "
+                                         "direction to compare; choose other params")
+                    g = g / norm
+                grads[row] = g
             model.zero_grad(set_to_none=True)
             out.append(_project(grads, proj_dim, seed))
     finally:
@@ -488,9 +588,10 @@ def g_vendi(texts: Sequence[str], model: Any = None, tokenizer: Any = None, *,
     """G-Vendi (Jung et al., 2025): Vendi score of normalised projected loss gradients.
 
     ``model`` is any causal LM (with ``tokenizer``), an HFAgent-like object with
-    ``.model`` and ``.tokenizer``, or None for the embedded SmolLM2. Identical texts
-    give 1; at most min(n, proj_dim). Other keyword arguments go to
-    :func:`gradient_features`.
+    ``.model`` and ``.tokenizer``, a `ProxyLM`, a spec for `load_gvendi_model`, or None for
+    the embedded SmolLM2. Pass ``prompts=`` (the problem prompt of each text) to score
+    responses as the paper does. Identical texts give 1; at most min(n, proj_dim). Other
+    keyword arguments go to :func:`gradient_features`.
     """
     if len(texts) == 0:
         raise ValueError("G-Vendi needs at least one text")
@@ -556,6 +657,41 @@ def read_trees(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def correct_responses(trees: Sequence[Any], judge: str = "private",
+                      dedupe: bool = False) -> dict[str, list[str]]:
+    """The response text of every node `mars2_env.diversity.correct_solutions` keeps, in the
+    same order (the program itself where a tree stored no response)."""
+    from mars2_env.diversity import _tree_nodes
+    from mars2_env.metrics import node_passes
+
+    out: dict[str, list[str]] = {}
+    kept: dict[str, list[str]] = {}
+    for tree in trees:
+        pid, nodes = _tree_nodes(tree)
+        texts, codes = out.setdefault(pid, []), kept.setdefault(pid, [])
+        for node in nodes:
+            code = getattr(node, "code", "") or ""
+            if not code.strip() or not node_passes(node, judge):
+                continue
+            if dedupe and any(code.strip() == c.strip() for c in codes):
+                continue
+            codes.append(code)
+            texts.append(getattr(node, "response", "") or code)
+    return out
+
+
+def _problem_index(problems: Any) -> dict[str, Any]:
+    if problems is None:
+        return {}
+    if isinstance(problems, (str, os.PathLike)):
+        from mars2_env.problems import load_problems
+
+        problems = load_problems(str(problems))
+    if isinstance(problems, dict):
+        return dict(problems)
+    return {p.id: p for p in problems}
+
+
 def _method_names(run_dirs: Sequence[str | os.PathLike[str]],
                   names: Sequence[str] | None) -> list[str]:
     if names is not None:
@@ -582,35 +718,54 @@ def compute_diversity(run_dirs: Sequence[str | os.PathLike[str]], *,
                       k_max: int | None = None, gvendi: bool = True, gvendi_model: Any = None,
                       gvendi_tokenizer: Any = None, proj_dim: int | None = DEFAULT_PROJ_DIM,
                       seed: int = 0, gvendi_params: Any = "last_layer",
-                      dedupe: bool = False) -> DiversityReport:
+                      dedupe: bool = False, problems: Any = None,
+                      gvendi_max_length: int = 1024) -> DiversityReport:
     """Table 2 metrics for each run directory, on the problems every run solved.
 
     Per run: correct programs per problem (``judge`` tests passed); restricted to the
     problems where every run has at least one; per problem AEC (embedding clusters),
     DA@``da_k``, EA and NAUADC (over algorithm clusters: ``algorithm_judge``'s greedy
     clusters when given, else the embedding clusters) and G-Vendi; each averaged over
-    the problems. ``embedder`` defaults to :class:`SentenceEmbedder` (MiniLM);
-    ``gvendi_model`` to the embedded SmolLM2; ``gvendi=False`` leaves G-Vendi NaN.
+    the problems. ``embedder`` defaults to :class:`SentenceEmbedder` (MiniLM).
+    G-Vendi scores each correct node's response under its problem's prompt, so it needs
+    ``problems`` (Problems, a dict by id, or a `load_problems` source) holding every
+    compared problem; ``gvendi_model`` is a model (with ``gvendi_tokenizer``), a `ProxyLM`,
+    a spec (``hf:PATH``) or None for the embedded SmolLM2; ``gvendi=False`` leaves it NaN.
     """
     if not run_dirs:
         raise ValueError("give at least one run directory")
     methods = _method_names(run_dirs, names)
-    sols = {m: correct_solutions(read_trees(d), judge=judge, dedupe=dedupe)
-            for m, d in zip(methods, run_dirs, strict=True)}
-    problems = comparable_problems(sols)
-    if embedder is None and problems:
+    trees = {m: read_trees(d) for m, d in zip(methods, run_dirs, strict=True)}
+    sols = {m: correct_solutions(trees[m], judge=judge, dedupe=dedupe) for m in methods}
+    compared = comparable_problems(sols)
+    if embedder is None and compared:
         embedder = SentenceEmbedder()
-    if gvendi and problems:
+    label = layers = None
+    if gvendi and compared:
+        by_id = _problem_index(problems)
+        missing = [pid for pid in compared if pid not in by_id]
+        if missing:
+            raise ValueError(
+                f"G-Vendi scores each response with its problem's prompt, but problem(s) "
+                f"{missing[:5]} are not among the problems given ({len(by_id)}); pass the "
+                "run's problem set (mars2 eval --problems SRC), or skip G-Vendi")
+        label = _proxy_label(gvendi_model)
         gvendi_model, gvendi_tokenizer = _resolve_model(gvendi_model, gvendi_tokenizer)
+        layers = describe_parameters(select_parameters(gvendi_model, gvendi_params))
+        prompt_of = {pid: problem_prompt(gvendi_tokenizer, by_id[pid]) for pid in compared}
     results: dict[str, DiversityResult] = {}
     for m, d in zip(methods, run_dirs, strict=True):
         per: dict[str, dict[str, float]] = {}
-        texts = [c for pid in problems for c in sols[m][pid]]
-        feats = (gradient_features(texts, gvendi_model, gvendi_tokenizer, proj_dim=proj_dim,
-                                   seed=seed, params=gvendi_params)
-                 if gvendi and texts else None)
+        feats = None
+        if gvendi and compared:
+            responses = correct_responses(trees[m], judge=judge, dedupe=dedupe)
+            texts = [t for pid in compared for t in responses[pid]]
+            prompts = [prompt_of[pid] for pid in compared for _ in responses[pid]]
+            feats = gradient_features(texts, gvendi_model, gvendi_tokenizer, prompts=prompts,
+                                      proj_dim=proj_dim, seed=seed, params=gvendi_params,
+                                      max_length=gvendi_max_length)
         offset = 0
-        for pid in problems:
+        for pid in compared:
             codes = sols[m][pid]
             emb_labels = aec_labels(codes, embedder, eps=eps, min_samples=min_samples)
             algo = (cluster_by_judge(codes, algorithm_judge) if algorithm_judge is not None
@@ -629,8 +784,8 @@ def compute_diversity(run_dirs: Sequence[str | os.PathLike[str]], *,
             return float(np.mean(vals)) if vals else float("nan")
 
         results[m] = DiversityResult(
-            method=m, run_dir=str(d), n_problems=len(problems),
-            n_solutions=sum(len(sols[m][p]) for p in problems), aec=mean("AEC"),
+            method=m, run_dir=str(d), n_problems=len(compared),
+            n_solutions=sum(len(sols[m][p]) for p in compared), aec=mean("AEC"),
             da_at_k=mean("DA@K"), ea=mean("EA"), nauadc=mean("NAUADC"),
             g_vendi=mean("G-Vendi"), per_problem=per)
     settings = {"judge": judge, "eps": eps, "min_samples": min_samples, "da_k": da_k,
@@ -638,7 +793,8 @@ def compute_diversity(run_dirs: Sequence[str | os.PathLike[str]], *,
                 "embedder": (getattr(embedder, "name", type(embedder).__name__)
                              if embedder is not None else None),
                 "clustering": "llm-judge" if algorithm_judge is not None else "embedding",
-                "gvendi": bool(gvendi), "solved": {m: sum(1 for c in s.values() if c)
-                                                   for m, s in sols.items()}}
-    return DiversityReport(methods=methods, problems=problems, results=results, settings=settings)
+                "gvendi": bool(gvendi), "gvendi_model": label, "gvendi_layers": layers,
+                "gvendi_input": "problem prompt + response (loss on the response)",
+                "solved": {m: sum(1 for c in s.values() if c) for m, s in sols.items()}}
+    return DiversityReport(methods=methods, problems=compared, results=results, settings=settings)
 

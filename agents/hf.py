@@ -2,7 +2,10 @@
 
 Prompts are rendered with the tokenizer's chat template and left-padded into batches. Each call
 seeds torch's RNG from the agent seed and a call counter inside `torch.random.fork_rng`, so a
-seeded agent repeats its outputs run after run without touching the caller's RNG state.
+seeded agent repeats its outputs run after run without touching the caller's RNG state. With
+per-request ``seeds`` (what `BatchedSearch` hands out) each prompt is sampled alone from its own
+seed, so its response is the same whatever else is asked with it (exact resumes), at the cost
+of batching.
 Returned logprobs are those of the *unscaled* model distribution (log-softmax of the raw
 logits at temperature 1, before top-p/top-k), i.e. what a learner's forward pass recomputes.
 """
@@ -45,6 +48,8 @@ class HFAgent(BaseAgent):
     python block, and a small model's text after its first block is mostly chatter, so on a CPU
     this saves most of the generation time; leave it off for models that draft and revise.
     """
+
+    _static_attrs = ("model", "tokenizer")
 
     def __init__(self, model: Any, tokenizer: Any, name: str | None = None, *,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
@@ -134,8 +139,14 @@ class HFAgent(BaseAgent):
         return (id(self.model), id(self.tokenizer), self.temperature, self.top_p, self.top_k,
                 self.max_new_tokens, self.stop_at_code_block, self.batch_size)
 
-    def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
+    def generate_messages(self, batch: Sequence[Messages],
+                          seeds: Sequence[int] | None = None) -> list[Generation]:
         prompts = [self.encode_prompt(m) for m in batch]
+        if seeds is not None:
+            # one prompt at a time: a batched sample (and a padded forward pass) depends on the
+            # other rows, a lone one only on its own seed, so the response is batch-invariant
+            return [g for p, s in zip(prompts, seeds, strict=True)
+                    for g in self.generate_ids([p], seed=derive_seed(self.seed, s))]
         call = self._calls
         self._calls += 1
         out: list[Generation] = []

@@ -42,6 +42,8 @@ class OpenAIAgent(BaseAgent):
     parsed into ``completion_token_ids``).
     """
 
+    _static_attrs = ("api_key", "_lock", "_pool")
+
     def __init__(self, base_url: str, model: str, name: str | None = None, *,
                  api_key: str | None = None, temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 512, seed: int | None = None, max_concurrency: int = 8,
@@ -142,14 +144,19 @@ class OpenAIAgent(BaseAgent):
     def _one(self, messages: Messages, seed: int) -> Generation:
         return self._parse(self._post(self._payload(messages, seed)))
 
-    def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
+    def generate_messages(self, batch: Sequence[Messages],
+                          seeds: Sequence[int] | None = None) -> list[Generation]:
         with self._lock:
             first = self._requests
-            self._requests += len(batch)
+            if seeds is None:
+                self._requests += len(batch)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_concurrency,
                                                 thread_name_prefix="mars2-openai")
-        seeds = [derive_seed(self.seed, first + i) for i in range(len(batch))]
+        if seeds is not None:
+            seeds = [derive_seed(self.seed, s) for s in seeds]
+        else:
+            seeds = [derive_seed(self.seed, first + i) for i in range(len(batch))]
         futures = [self._pool.submit(self._one, m, s) for m, s in zip(batch, seeds, strict=True)]
         return [f.result() for f in futures]
 

@@ -10,11 +10,11 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.base import BaseAgent, Generation, resolve_seed
+from agents.base import BaseAgent, Generation, check_seeds, derive_seed, resolve_seed
 from mars2_env.prompts import messages_from_observation
 
 WILDCARD = "*"
@@ -40,6 +40,8 @@ class ReplayAgent(BaseAgent):
     observation has it, else by matching ``obs["statement"]`` against ``problems`` (a list of
     `Problem`s, given when observations carry no id).
     """
+
+    _static_attrs = ("responses", "_by_statement")
 
     def __init__(self, path: str | Path, name: str | None = None, *,
                  problems: Iterable[Any] | None = None) -> None:
@@ -94,12 +96,15 @@ class ReplayAgent(BaseAgent):
         self._counters[counter] += 1
         return pool[i % len(pool)]
 
-    def generate(self, observations: list[dict]) -> list[Generation]:
+    def generate(self, observations: list[dict],
+                 seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Responses in order; ``seeds`` are accepted and unused (replay draws nothing)."""
         if isinstance(observations, dict):
             raise TypeError("generate takes a list of observations; use act(obs) for one")
+        check_seeds(seeds, len(observations))
         return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
 
-    def generate_messages(self, batch):  # pragma: no cover - needs observations
+    def generate_messages(self, batch, seeds=None):  # pragma: no cover - needs observations
         raise TypeError("ReplayAgent answers observations (it needs the problem), not messages")
 
 
@@ -129,6 +134,8 @@ def _entry_point(obs: dict) -> tuple[str | None, bool]:
 class RandomAgent(BaseAgent):
     """Seeded random short programs (mostly wrong): constant answers, echoes, sums, crashes and
     the odd syntax error, shaped for the problem's kind (stdin program, function or method)."""
+
+    _static_attrs = ()
 
     def __init__(self, name: str = "random", *, seed: int | None = None,
                  fence_probability: float = 0.7) -> None:
@@ -178,10 +185,23 @@ class RandomAgent(BaseAgent):
             return f"Here is my attempt.\n\n```python\n{code}\n```\n"
         return code
 
-    def generate(self, observations: list[dict]) -> list[Generation]:
+    def generate(self, observations: list[dict],
+                 seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Responses in order; with ``seeds`` each is drawn from its own generator."""
         if isinstance(observations, dict):
             raise TypeError("generate takes a list of observations; use act(obs) for one")
-        return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
+        seeds = check_seeds(seeds, len(observations))
+        if seeds is None:
+            return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
+        out = []
+        own = self.rng
+        try:
+            for o, s in zip(observations, seeds, strict=True):
+                self.rng = random.Random(derive_seed(self.seed, s))
+                out.append(Generation(text=self.respond(o), finish_reason="stop"))
+        finally:
+            self.rng = own
+        return out
 
-    def generate_messages(self, batch):  # pragma: no cover - needs observations
+    def generate_messages(self, batch, seeds=None):  # pragma: no cover - needs observations
         raise TypeError("RandomAgent answers observations, not messages")

@@ -10,12 +10,12 @@ fixed node budget in seconds on a CPU.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from agents.base import BaseAgent, Generation
+from agents.base import BaseAgent, Generation, check_seeds
 from mars2_env.problems import Problem
 
 __all__ = ["SimulatedAgent", "format_response", "from_spec", "parse_spec", "pool_programs"]
@@ -88,6 +88,8 @@ class SimulatedAgent(BaseAgent):
             by ``problem_id`` when present, else by statement.
     """
 
+    _static_attrs = ("_by_id", "_by_statement", "_pools")
+
     def __init__(self, name: str = "simulated", skill: float = 0.5, refine_skill: float = 0.5,
                  seed: int | np.random.Generator | None = None,
                  problems: Iterable[Problem] | None = None) -> None:
@@ -99,6 +101,9 @@ class SimulatedAgent(BaseAgent):
         self.skill = float(skill)
         self.refine_skill = float(refine_skill)
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        # root of the per-request generators of generate(..., seeds=...): the int seed, else
+        # one draw from `rng` made on first use
+        self._seed_root = int(seed) if isinstance(seed, (int, np.integer)) else None
         self._by_id: dict[str, Problem] = {}
         self._by_statement: dict[str, list[Problem]] = {}
         self._pools: dict[str, _Pool] = {}
@@ -162,12 +167,28 @@ class SimulatedAgent(BaseAgent):
         program, _ = self.choose(obs)
         return format_response(program, refine=int(obs.get("kind", _GENERATE)) == _REFINE)
 
-    def generate(self, observations: list[dict]) -> list[Generation]:
+    def generate(self, observations: list[dict],
+                 seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Responses in order; with ``seeds`` each is drawn from its own generator (seeded
+        with the agent's seed and that seed)."""
         if isinstance(observations, dict):
             raise TypeError("generate takes a list of observations; use act(obs) for one")
-        return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
+        seeds = check_seeds(seeds, len(observations))
+        if seeds is None:
+            return [Generation(text=self.respond(o), finish_reason="stop") for o in observations]
+        if self._seed_root is None:
+            self._seed_root = int(self.rng.integers(2**62))
+        out = []
+        own = self.rng
+        try:
+            for o, s in zip(observations, seeds, strict=True):
+                self.rng = np.random.default_rng([self._seed_root, s])
+                out.append(Generation(text=self.respond(o), finish_reason="stop"))
+        finally:
+            self.rng = own
+        return out
 
-    def generate_messages(self, batch):  # pragma: no cover - needs observations
+    def generate_messages(self, batch, seeds=None):  # pragma: no cover - needs observations
         raise TypeError("SimulatedAgent answers observations (it needs the problem), not messages")
 
     def __repr__(self) -> str:

@@ -41,6 +41,8 @@ class VLLMAgent(BaseAgent):
     runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), which keeps weight syncs cheap.
     """
 
+    _static_attrs = ("_vllm", "llm", "tokenizer")
+
     def __init__(self, model: str | None = None, name: str | None = None, *, llm: Any = None,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  max_new_tokens: int = 512, seed: int | None = None, in_process: bool = True,
@@ -97,18 +99,24 @@ class VLLMAgent(BaseAgent):
             top_k=-1 if greedy or self.top_k <= 0 else self.top_k,
             max_tokens=self.max_new_tokens, logprobs=0, seed=seed % (2 ** 31))
 
-    def generate_messages(self, batch: Sequence[Messages]) -> list[Generation]:
+    def generate_messages(self, batch: Sequence[Messages],
+                          seeds: Sequence[int] | None = None) -> list[Generation]:
         prompts = [self.encode_prompt(m) for m in batch]
-        return self.generate_ids(prompts)
+        return self.generate_ids(prompts, seeds=seeds)
 
-    def generate_ids(self, prompts: list[list[int]]) -> list[Generation]:
-        """Sample one completion per tokenised prompt."""
+    def generate_ids(self, prompts: list[list[int]],
+                     seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Sample one completion per tokenised prompt (``seeds``: one per prompt, else the
+        agent's own stream)."""
         if not prompts:
             return []
-        call = self._calls
-        self._calls += 1
-        params = [self._sampling_params(derive_seed(self.seed, call, i))
-                  for i in range(len(prompts))]
+        if seeds is not None:
+            params = [self._sampling_params(derive_seed(self.seed, s)) for s in seeds]
+        else:
+            call = self._calls
+            self._calls += 1
+            params = [self._sampling_params(derive_seed(self.seed, call, i))
+                      for i in range(len(prompts))]
         outputs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params,
                                     use_tqdm=False)
         gens = []

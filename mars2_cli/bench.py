@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mars2_cli.backend import add_backend_arguments
 from mars2_cli.common import (
     add_common_arguments,
     add_executor_workers,
@@ -59,6 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seeds; each strategy × budget runs once per seed")
     p.add_argument("--prior", default="beta", choices=["beta", "gaussian"],
                    help="Thompson prior of the mars2 / abmcts strategies")
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"],
+                   help="which nodes an agent may refine under the mars2 strategy: own = only "
+                        "nodes it wrote itself (the paper, the default), any = any node; abmcts "
+                        "always uses any (it picks the node before the agent)")
     p.add_argument("--judge-tests", default="private", choices=["private", "all"],
                    help="tests that judge Pass@1(MCTS) / Pass@N (node rewards use public tests)")
     add_max_trees(p, None, "trees in flight at once (none: all problems)")
@@ -70,6 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="model agents only")
     p.add_argument("--top-p", type=float, default=1.0, help="model agents only")
     p.add_argument("--max-new-tokens", type=int, default=512, help="model agents only")
+    add_backend_arguments(p)
 
 
 # --------------------------------------------------------------------------- execution cache
@@ -138,13 +144,15 @@ def warm_cache(executor: CachedExecutor, problems: list, judge_tests: str) -> di
 # --------------------------------------------------------------------------- agents
 
 def build_agents(specs: Sequence[str], args: argparse.Namespace, problems: list, seed: int,
-                 reuse: dict[int, Any]) -> dict[str, Any]:
+                 reuse: dict[int, Any], make_agent: Any = None) -> dict[str, Any]:
     """Agents coder_0, coder_1, ... for one run; seeded as in `mars2 search` (seed*1000 + i).
 
     Cheap agents are rebuilt for every run so each run repeats on its own; model-backed agents
     are built once (kept in `reuse`) since loading a model per run would dominate the bench.
+    `make_agent(spec, **overrides)` builds each (default `agents.make_agent`).
     """
-    from agents import make_agent
+    if make_agent is None:
+        from agents import make_agent
 
     agents = {}
     for i, spec in enumerate(specs):
@@ -171,10 +179,11 @@ def run_one(problems: list, agents: dict[str, Any], strategy: str, budget: int, 
             executor: Any, args: argparse.Namespace) -> dict[str, Any]:
     """One strategy × budget × seed search over all problems; its metrics as a flat dict."""
     from mars2_cli.summary import run_metrics
-    from mars2_env.vector import BatchedSearch
+    from mars2_env.vector import BatchedSearch, respond
 
     names = list(agents)
-    factory = scheduler_factory(strategy, names, prior=args.prior)
+    scope = getattr(args, "refine_scope", None) if strategy == "mars2" else None
+    factory = scheduler_factory(strategy, names, prior=args.prior, refine_scope=scope)
     search = BatchedSearch(problems, names, budget=budget, scheduler_factory=factory,
                            executor=executor, max_trees=args.max_trees,
                            expansions_per_tree=args.expansions_per_tree, tests="public",
@@ -183,10 +192,7 @@ def run_one(problems: list, agents: dict[str, Any], strategy: str, budget: int, 
     trees = []
     started = time.perf_counter()
     while not search.done:
-        batch = search.pending()
-        responses = {name: agents[name].generate([p.observation for p in items])
-                     for name, items in batch.items()}
-        trees.extend(fin.tree for fin in search.submit(responses))
+        trees.extend(fin.tree for fin in search.submit(respond(agents, search.pending())))
     seconds = time.perf_counter() - started
     metrics = run_metrics(trees, judge=args.judge_tests)
     row: dict[str, Any] = {
@@ -324,11 +330,14 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mars2_cli.backend import backend_options, open_backend, print_plan
     from mars2_cli.summary import format_table
-    from mars2_env.execution import Executor
     from mars2_env.problems import load_problems
 
     _check(args)
+    ray_opts = backend_options(args, "bench", shards=False)
+    if ray_opts is not None and ray_opts.dry_run:
+        return print_plan(ray_opts, args.agents)
     out = resolve_out_dir(args)
     problems = load_problems(args.problems)
     if args.limit is not None:
@@ -342,7 +351,8 @@ def run(args: argparse.Namespace) -> int:
     runs: list[dict[str, Any]] = []
     reuse: dict[int, Any] = {}
     started = time.perf_counter()
-    with Executor(max_workers=args.executor_workers) as real:
+    with open_backend(args, ray_opts, args.agents) as backend:
+        real = backend.executor
         real.run_many([])  # start the workers now, outside the timed searches
         executor = CachedExecutor(real) if args.cache else real
         warm = None
@@ -352,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{warm['seconds']:.1f} s ({warm['programs_per_s']:.1f}/s); searches reuse "
                   "these verdicts", file=sys.stderr, flush=True)
         for i, (strategy, budget, seed) in enumerate(grid, 1):
-            agents = build_agents(args.agents, args, problems, seed, reuse)
+            agents = build_agents(args.agents, args, problems, seed, reuse, backend.make_agent)
             row = run_one(problems, agents, strategy, budget, seed, executor, args)
             runs.append(row)
             print(f"[{i}/{len(grid)}] {strategy} budget={budget} seed={seed}: "

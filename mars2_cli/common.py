@@ -59,6 +59,22 @@ def add_max_trees(parser: argparse.ArgumentParser, default: int | None, help: st
                         help=argparse.SUPPRESS)
 
 
+def add_time_limit_argument(parser: argparse.ArgumentParser) -> None:
+    """``--time-limit-policy``: how each problem's time limit becomes the per-test wall limit."""
+    parser.add_argument(
+        "--time-limit-policy", default="dataset",
+        help="per-test time limit: 'dataset' (each problem's own: the statement's limit where "
+             "the format states one, else 6 s), SECONDS for every test ('6', '6s'), or a scale "
+             "factor of the dataset's limit ('x3'), since Python here is slower than the judges'")
+
+
+def executor_limits(args: argparse.Namespace) -> dict[str, float]:
+    """`Executor` options for the parsed ``--time-limit-policy`` (a bad value is a ValueError)."""
+    from mars2_env.problems import TimeLimitPolicy
+
+    return TimeLimitPolicy.parse(getattr(args, "time_limit_policy", None)).executor_options()
+
+
 def default_out_dir() -> Path:
     return Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 

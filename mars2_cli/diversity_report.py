@@ -43,8 +43,17 @@ def add_diversity_arguments(parser: argparse.ArgumentParser) -> None:
                    help="NAUADC over K = 1..k_max (default: each problem's n; Lee et al. use 25)")
     g.add_argument("--diversity-no-gvendi", action="store_true",
                    help="skip G-Vendi (it needs a causal LM and a backward pass per solution)")
-    g.add_argument("--diversity-gvendi-model", default=None, metavar="DIR",
-                   help="local causal LM for G-Vendi gradients (default: the embedded SmolLM2)")
+    g.add_argument("--gvendi-model", "--diversity-gvendi-model", dest="diversity_gvendi_model",
+                   default=None, metavar="hf:PATH",
+                   help="proxy causal LM whose loss gradients G-Vendi compares: hf:PATH of a "
+                        "local model (the paper uses Qwen2.5-0.5B-Instruct) or hf:embedded "
+                        "(default: the embedded SmolLM2-135M-Instruct, an offline stand-in, "
+                        "labelled as such in the table)")
+    g.add_argument("--gvendi-layers", "--diversity-gvendi-layers", dest="diversity_gvendi_layers",
+                   default="last_layer", metavar="LAYERS",
+                   help="parameters G-Vendi differentiates: last_layer (the last transformer "
+                        "block, default), all, or comma-separated name substrings; the table "
+                        "states which")
     g.add_argument("--diversity-proj-dim", type=int, default=DEFAULT_PROJ_DIM,
                    help="G-Vendi random projection size (default %(default)s)")
     g.add_argument("--diversity-seed", type=int, default=0, help="G-Vendi projection seed")
@@ -63,7 +72,10 @@ def diversity_options(args: argparse.Namespace) -> dict[str, Any]:
         "proj_dim": args.diversity_proj_dim,
         "seed": args.diversity_seed,
         "dedupe": args.diversity_dedupe,
+        "gvendi_params": _layers(args.diversity_gvendi_layers),
     }
+    if opts["gvendi"]:
+        opts["problems"] = getattr(args, "problems", None)
     if getattr(args, "judge", None):
         opts["judge"] = args.judge
     if args.diversity_embedder or args.diversity_pooling != "auto":
@@ -76,13 +88,20 @@ def diversity_options(args: argparse.Namespace) -> dict[str, Any]:
 
         opts["algorithm_judge"] = LLMEquivalenceJudge.from_spec(args.diversity_judge_agent)
     if args.diversity_gvendi_model and opts["gvendi"]:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from agents.diversity import load_gvendi_model
 
-        path = args.diversity_gvendi_model
-        opts["gvendi_model"] = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-        opts["gvendi_tokenizer"] = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        opts["gvendi_model"] = load_gvendi_model(args.diversity_gvendi_model)
     return opts
+
+
+def _layers(value: str) -> str | list[str]:
+    """``last_layer`` / ``all`` as they are, else the comma-separated name substrings."""
+    if value in ("last_layer", "all"):
+        return value
+    parts = [v.strip() for v in value.split(",") if v.strip()]
+    if not parts:
+        raise SystemExit("mars2 eval: --gvendi-layers needs last_layer, all or name substrings")
+    return parts
 
 
 def _cell(value: float, rank: float) -> str:
@@ -123,8 +142,10 @@ def format_diversity_table(report: Any, ranks: RankTable | None = None) -> str:
         (f"AEC: DBSCAN clusters of {s['embedder']} embeddings (cosine, eps {s['eps']:g}), "
          "mean per problem."),
         f"DA@{k}, EA, NAUADC (K = 1..{k_max}) over algorithm clusters from {algo}.",
-        ("G-Vendi: proxy-LM loss gradients, Gaussian projection to "
-         f"{s['proj_dim']} dims (seed {s['seed']}), mean per problem."
+        (f"G-Vendi: gradients of {s.get('gvendi_model') or 'the proxy LM'}'s loss on each "
+         "(problem prompt, response), w.r.t. "
+         f"{s.get('gvendi_layers') or 'the chosen parameters'}; each normalised, then "
+         f"Gaussian-projected to {s['proj_dim']} dims (seed {s['seed']}); mean per problem."
          if s["gvendi"] else "G-Vendi: skipped."),
     ]
     if not report.problems:

@@ -16,16 +16,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mars2_cli.backend import add_backend_arguments
 from mars2_cli.common import (
     add_common_arguments,
     add_executor_workers,
     add_max_trees,
+    add_time_limit_argument,
     resolve_out_dir,
     write_json,
 )
 from mars2_cli.report import LABELS
-from mars2_cli.strategies import STRATEGIES, scheduler_factory
-from mars2_cli.summary import format_table, read_trees, run_metrics
+from mars2_cli.strategies import REFINE_SCOPE_HELP, STRATEGIES, scheduler_factory
+from mars2_cli.summary import format_table, judge_note, read_trees, run_metrics
 from mars2_env.metrics import pass_at_k
 
 
@@ -41,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="independent samples per problem and agent for Pass@1 (0: skip)")
     p.add_argument("--budget", type=int, default=60, help="nodes per tree for Pass@1(MCTS)/Pass@N (0: skip)")
     p.add_argument("--strategy", default="mars2", choices=sorted(STRATEGIES))
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"], help=REFINE_SCOPE_HELP)
+    p.add_argument("--prior", default="beta", choices=["beta", "gaussian"])
     p.add_argument("--judge-tests", default="private", choices=["private", "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None)
@@ -49,9 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_generation_arguments(p)
     add_executor_workers(p)
+    add_time_limit_argument(p)
     from mars2_cli.diversity_report import add_diversity_arguments
 
     add_diversity_arguments(p)
+    add_backend_arguments(p)
 
 
 def sampling_pass_at_1(trees: list, judge: str) -> float:
@@ -60,16 +66,24 @@ def sampling_pass_at_1(trees: list, judge: str) -> float:
 
     if not trees:
         return 0.0
-    vals = [pass_at_k(len(t.nodes()), sum(judged(n, judge) for n in t.nodes()), 1) for t in trees]
+    vals = [pass_at_k(len(t.nodes()), sum(judged(n, judge, t) for n in t.nodes()), 1)
+            for t in trees]
     return sum(vals) / len(vals)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mars2_cli.backend import backend_options, print_plan
+
+    ray_opts = backend_options(args, "eval")
+    if ray_opts is not None and args.from_runs:
+        raise ValueError("--ray runs fresh searches; --from only recomputes saved ones")
+    if ray_opts is not None and ray_opts.dry_run:
+        return print_plan(ray_opts, args.agents)
     if args.from_runs:
         return _from_runs(args)
     if args.diversity:
         raise SystemExit("mars2 eval: --diversity needs --from RUN [RUN ...] (saved searches)")
-    return _fresh(args)
+    return _fresh(args, ray_opts)
 
 
 def _from_runs(args: argparse.Namespace) -> int:
@@ -109,44 +123,35 @@ def _from_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fresh(args: argparse.Namespace) -> int:
-    from mars2_cli.search import (
-        _search_loop,
-        check_agent_specs,
-        make_agents,
-        print_plan,
-        templates,
-    )
-    from mars2_env.execution import Executor
+def _fresh(args: argparse.Namespace, ray_opts: Any = None) -> int:
+    from mars2_cli.backend import open_backend, search_trees
+    from mars2_cli.search import check_agent_specs, make_agents, print_work_plan, templates
     from mars2_env.problems import load_problems
-    from mars2_env.vector import BatchedSearch
 
     check_agent_specs(args.agents)
     problems = load_problems(args.problems)[: args.limit]
     n_agents = len(args.agents)
-    print_plan(len(problems), max(0, args.samples) * n_agents + max(0, args.budget), args.agents,
-               args.max_new_tokens, what="evaluation",
-               extra=f" ({n_agents} agents x {args.samples} independent samples + a "
-                     f"{args.budget}-node {args.strategy} tree per problem)")
-    agents = make_agents(args.agents, args, problems)
-    out = resolve_out_dir(args)
-    results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
-                               "agents": dict(zip(agents, args.agents, strict=True))}
+    print_work_plan(len(problems), max(0, args.samples) * n_agents + max(0, args.budget),
+                    args.agents, args.max_new_tokens, what="evaluation",
+                    extra=f" ({n_agents} agents x {args.samples} independent samples + a "
+                          f"{args.budget}-node {args.strategy} tree per problem)")
     rows = []
-    with Executor(max_workers=args.executor_workers) as executor:
+    with open_backend(args, ray_opts, args.agents) as backend:
+        agents = make_agents(args.agents, args, problems, backend.make_agent)
+        out = resolve_out_dir(args)
+        results: dict[str, Any] = {"judge": args.judge_tests, "problems": args.problems,
+                                   "agents": dict(zip(agents, args.agents, strict=True))}
         for name, agent in agents.items():
             if args.samples <= 0:
                 break
             path = out / "pass1" / name / "trees.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
-            with BatchedSearch(problems, [name], budget=args.samples,
-                               scheduler_factory=scheduler_factory("parallel", [name]),
-                               executor=executor, max_trees=args.max_trees,
-                               judge_tests=args.judge_tests, seed=args.seed,
-                               templates=templates(args)) as search:
-                trees = _search_loop(search, {name: agent}, path, already=0,
-                                     total=len(problems), strategy="parallel")
+            trees = search_trees(backend, problems, {name: agent}, path, strategy="parallel",
+                                 budget=args.samples,
+                                 scheduler_factory=scheduler_factory("parallel", [name]),
+                                 max_trees=args.max_trees, judge_tests=args.judge_tests,
+                                 seed=args.seed, templates=templates(args))
             value = sampling_pass_at_1(trees, args.judge_tests)
             results[f"pass_at_1[{name}]"] = value
             rows.append({"system": f"{name} ({args.agents[list(agents).index(name)]})",
@@ -154,13 +159,12 @@ def _fresh(args: argparse.Namespace) -> int:
         if args.budget > 0:
             path = out / "trees.jsonl"
             path.unlink(missing_ok=True)
-            factory = scheduler_factory(args.strategy, list(agents))
-            with BatchedSearch(problems, list(agents), budget=args.budget, scheduler_factory=factory,
-                               executor=executor, max_trees=args.max_trees,
-                               judge_tests=args.judge_tests, seed=args.seed,
-                               templates=templates(args)) as search:
-                trees = _search_loop(search, agents, path, already=0,
-                                     total=len(problems), strategy=args.strategy)
+            factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
+                                        refine_scope=args.refine_scope)
+            trees = search_trees(backend, problems, agents, path, strategy=args.strategy,
+                                 budget=args.budget, scheduler_factory=factory,
+                                 max_trees=args.max_trees, judge_tests=args.judge_tests,
+                                 seed=args.seed, templates=templates(args))
             m = run_metrics(trees, judge=args.judge_tests)
             results.update({"pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"],
                             "search": m})
@@ -168,5 +172,6 @@ def _fresh(args: argparse.Namespace) -> int:
                          "pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"]})
     write_json(out / "metrics.json", results)
     print(format_table(rows, ["system", "pass_at_1", "pass_at_1_mcts", "pass_at_n"]))
-    print(f"judged on {args.judge_tests} tests; wrote {out / 'metrics.json'}")
+    note = judge_note(results["search"]) if "search" in results else ""
+    print(f"judged on {args.judge_tests} tests{note}; wrote {out / 'metrics.json'}")
     return 0

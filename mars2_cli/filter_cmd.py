@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_none_solved": False,
     "seed": 0,
     "executor_workers": None,
+    "time_limit_policy": "dataset",
 }
 
 
@@ -82,6 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default 0)")
     parser.add_argument(
         "--executor-workers", type=int, default=None, help="sandbox workers (default: cores)"
+    )
+    parser.add_argument(
+        "--time-limit-policy", default=None,
+        help="per-test time limit: dataset (default), SECONDS or xFACTOR (see mars2 search --help)",
     )
 
 
@@ -142,7 +147,7 @@ def filter_problems(opts: dict[str, Any], out: Path) -> dict[str, Any]:
     """Sample, count solves, write the kept problems; returns the summary."""
     from agents import make_agent
     from mars2_env.execution import Executor
-    from mars2_env.problems import load_problems
+    from mars2_env.problems import TimeLimitPolicy, load_problems
     from mars2_env.scheduler import ParallelSampling
     from mars2_env.vector import BatchedSearch
 
@@ -156,7 +161,8 @@ def filter_problems(opts: dict[str, Any], out: Path) -> dict[str, Any]:
     n = int(opts["samples"]) * len(names)
     rows = []
     out.mkdir(parents=True, exist_ok=True)
-    with Executor(max_workers=opts["executor_workers"]) as ex:
+    limits = TimeLimitPolicy.parse(opts["time_limit_policy"]).executor_options()
+    with Executor(max_workers=opts["executor_workers"], **limits) as ex:
         search = BatchedSearch(
             problems,
             agents=names,

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "view": ("view", "write report.html for saved trees"),
     "exec": ("exec_cmd", "run one program against a problem's tests and print the verdicts"),
     "filter": ("filter_cmd", "drop problems every sample solves or none does"),
+    "data": ("data_cmd", "dataset stats, and a check that reference solutions pass (stats | check)"),
 }
 
 

@@ -12,16 +12,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mars2_cli.backend import add_backend_arguments
 from mars2_cli.common import (
     add_common_arguments,
     add_executor_workers,
     add_max_trees,
+    add_time_limit_argument,
     default_out_dir,
     write_json,
 )
 from mars2_cli.progress import SearchProgress, say
-from mars2_cli.strategies import STRATEGIES, scheduler_factory
-from mars2_cli.summary import append_tree, format_table, repair_trees_file, run_metrics
+from mars2_cli.strategies import (
+    REFINE_SCOPE_HELP,
+    STRATEGIES,
+    resolve_refine_scope,
+    scheduler_factory,
+)
+from mars2_cli.summary import (
+    append_tree,
+    format_table,
+    judge_note,
+    repair_trees_file,
+    run_metrics,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", default="mars2", choices=sorted(STRATEGIES),
                    help="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()))
     p.add_argument("--prior", default="beta", choices=["beta", "gaussian"])
-    p.add_argument("--refine-scope", default="any", choices=["any", "own"])
+    p.add_argument("--refine-scope", default=None, choices=["own", "any"], help=REFINE_SCOPE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="search only the first N problems")
     p.add_argument("--resume", action="store_true",
@@ -56,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="end a tree as soon as a node passes the judging tests")
     add_generation_arguments(p)
     add_executor_workers(p)
+    add_time_limit_argument(p)
+    add_backend_arguments(p)
 
 
 def add_generation_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,15 +90,59 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
 
 MODEL_KINDS = ("hf", "vllm", "openai")
 
+#: settings a saved tree depends on: `--resume` refuses to mix trees made with other values
+TREE_SETTINGS = ("problems", "agents", "strategy", "budget", "seed", "prior", "refine_scope",
+                 "tests", "judge_tests", "expansions_per_tree", "stop_on_solve", "temperature",
+                 "top_p", "max_new_tokens", "time_limit_policy", "prompt_style",
+                 "stop_at_code_block")
 
-def make_agents(specs: list[str], args: argparse.Namespace, problems: list | None = None
-                ) -> dict[str, Any]:
+
+def tree_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The `TREE_SETTINGS` of a run's options (``vars(args)`` or a saved config.json), with the
+    strategy's default refine scope filled in."""
+    saved = config.get("tree_settings")
+    if isinstance(saved, dict):
+        return {k: saved.get(k) for k in TREE_SETTINGS}
+    out = {k: config.get(k) for k in TREE_SETTINGS}
+    if out["strategy"] is not None:
+        out["refine_scope"] = resolve_refine_scope(out["strategy"], out["refine_scope"])
+    if isinstance(out["agents"], tuple):
+        out["agents"] = list(out["agents"])
+    return out
+
+
+def check_resume_settings(out: Path, now: dict[str, Any]) -> None:
+    """Refuse a `--resume` whose tree settings differ from those the run was started with,
+    naming each difference (mixed trees would make the run's metrics meaningless)."""
+    import json
+
+    path = out / "config.json"
+    if not path.is_file():
+        raise SystemExit(f"mars2 search: --resume: {path} is missing, so the settings the saved "
+                         "trees were made with are unknown; start a new run with another --out")
+    try:
+        before = tree_settings(json.loads(path.read_text()))
+    except (ValueError, AttributeError) as e:
+        raise SystemExit(f"mars2 search: --resume: cannot read {path}: {e}") from None
+    diff = [f"{k}: {before[k]!r} then, {now[k]!r} now" for k in TREE_SETTINGS
+            if k in before and before[k] != now[k]]
+    if diff:
+        raise SystemExit(f"mars2 search: --resume: {out} was started with other settings, and its "
+                         "trees would not be one run's:\n  " + "\n  ".join(diff)
+                         + "\nresume with the same settings, or choose another --out")
+
+
+def make_agents(specs: list[str], args: argparse.Namespace, problems: list | None = None,
+                make_agent: Any = None) -> dict[str, Any]:
     """Agent objects named coder_0, coder_1, ... in the order of their specs.
 
     Model backends get the sampling flags; scripted agents (replay, simulated) get the problem
-    list so they can tell which problem an observation is about.
+    list so they can tell which problem an observation is about. `make_agent(spec, **overrides)`
+    builds each one (default `agents.make_agent`; a Ray backend builds generation pools).
     """
-    from agents import make_agent
+    share_models = make_agent is None  # local agents of one hf spec share the loaded model
+    if make_agent is None:
+        from agents import make_agent
 
     agents = {}
     loaded: dict[str, Any] = {}  # hf spec -> its first agent: later ones share the model
@@ -102,7 +161,7 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
             overrides = dict(seed=seed)
         else:
             overrides = dict(seed=seed, problems=problems)
-        if kind == "hf" and spec in loaded:
+        if share_models and kind == "hf" and spec in loaded:
             from agents.hf import HFAgent
 
             first = loaded[spec]
@@ -114,32 +173,13 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
     return agents
 
 
-def generate_batch(agents: dict[str, Any], batch: dict[str, list]) -> dict[str, list]:
-    """Responses for one round: agents that share a model and sampling settings (the same hf
-    spec listed twice) are sampled in one batch, the others one call each."""
-    groups: dict[Any, list[str]] = {}
-    for name in batch:
-        key = getattr(agents[name], "sampling_key", None)
-        groups.setdefault(key() if callable(key) else ("alone", name), []).append(name)
-    responses: dict[str, list] = {}
-    for names in groups.values():
-        observations = [[p.observation for p in batch[n]] for n in names]
-        if len(names) == 1:
-            responses[names[0]] = agents[names[0]].generate(observations[0])
-            continue
-        from agents.hf import generate_together
-
-        for n, gens in zip(names, generate_together([agents[n] for n in names], observations),
-                           strict=True):
-            responses[n] = gens
-    return responses
-
-
 def run(args: argparse.Namespace) -> int:
-    from mars2_env.execution import Executor
+    from mars2_cli.backend import backend_options, open_backend, print_plan, search_trees
     from mars2_env.problems import load_problems
-    from mars2_env.vector import BatchedSearch
 
+    ray_opts = backend_options(args, "search")
+    if ray_opts is not None and ray_opts.dry_run:
+        return print_plan(ray_opts, args.agents)
     if args.budget < 1:
         raise SystemExit("mars2 search: --budget must be >= 1")
     check_agent_specs(args.agents)  # a typo fails here, in well under a second
@@ -153,8 +193,9 @@ def run(args: argparse.Namespace) -> int:
     problems = load_problems(args.problems)
     if args.limit is not None:
         problems = problems[: args.limit]
-    factory = scheduler_factory(args.strategy, [f"coder_{i}" for i in range(len(args.agents))],
-                                prior=args.prior, refine_scope=args.refine_scope)
+    settings = tree_settings(vars(args))
+    if args.resume and trees_path.exists():
+        check_resume_settings(out, settings)
     done = repair_trees_file(trees_path) if args.resume else []
     done_ids = {t.problem_id for t in done}
     todo = [p for p in problems if p.id not in done_ids]
@@ -162,23 +203,27 @@ def run(args: argparse.Namespace) -> int:
 
     trees = list(done)
     if todo:
-        print_plan(len(todo), args.budget, args.agents, args.max_new_tokens, what="tree search")
-        agents = make_agents(args.agents, args, problems)
-        if args.overwrite:  # only once the agents loaded: a failed start keeps the old results
-            clear_run(out)
-        out.mkdir(parents=True, exist_ok=True)  # only now: a failed start leaves no run dir
-        write_json(out / "config.json", {k: v for k, v in vars(args).items()
-                                         if not k.startswith("_")})
+        print_work_plan(len(todo), args.budget, args.agents, args.max_new_tokens,
+                        what="tree search")
         saved: list = []
         try:
-            with Executor(max_workers=args.executor_workers) as executor, BatchedSearch(
-                    problems, list(agents), budget=args.budget, scheduler_factory=factory,
-                    skip=done_ids, executor=executor, max_trees=args.max_trees,
+            with open_backend(args, ray_opts, args.agents) as backend:
+                agents = make_agents(args.agents, args, problems, backend.make_agent)
+                if args.overwrite:  # only once the agents loaded: a failed start keeps old results
+                    clear_run(out)
+                out.mkdir(parents=True, exist_ok=True)  # only now: a failed start leaves no dir
+                write_json(out / "config.json", {**{k: v for k, v in vars(args).items()
+                                                    if not k.startswith("_")},
+                                                 "tree_settings": settings})
+                factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
+                                            refine_scope=args.refine_scope)
+                search_trees(
+                    backend, problems, agents, trees_path, strategy=args.strategy,
+                    already=len(done), total=len(problems), skip=done_ids, into=saved,
+                    budget=args.budget, scheduler_factory=factory, max_trees=args.max_trees,
                     expansions_per_tree=args.expansions_per_tree, tests=args.tests,
                     judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed,
-                    templates=templates(args)) as search:
-                _search_loop(search, agents, trees_path, already=len(done), total=len(problems),
-                             strategy=args.strategy, into=saved)
+                    templates=templates(args))
         except KeyboardInterrupt:
             print(f"\nmars2 search: interrupted — {len(done) + len(saved)} trees saved in "
                   f"{trees_path}; continue with --resume", file=sys.stderr)
@@ -222,7 +267,7 @@ def clear_run(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def print_plan(problems: int, nodes: int, agents: list[str], max_new_tokens: int, *,
+def print_work_plan(problems: int, nodes: int, agents: list[str], max_new_tokens: int, *,
                what: str, extra: str = "") -> None:
     """One line of planned work before anything slow starts."""
     programs = problems * nodes
@@ -234,12 +279,14 @@ def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
                  already: int, total: int, strategy: str, into: list | None = None) -> list:
     """Run `search` to the end, appending each finished tree to `trees_path` as it finishes
     (and to `into`, so a caller interrupted by Ctrl-C knows what was saved)."""
+    from mars2_env.vector import respond
+
     finished_trees = [] if into is None else into
     with SearchProgress(trees=total, budget=search.config.budget, trees_done=already,
                         desc=strategy) as progress:
         while not search.done:
             batch = search.pending()
-            responses = generate_batch(agents, batch)
+            responses = respond(agents, batch)
             discarded = search.discarded
             finished = search.submit(responses)
             # responses to trees solved earlier in the round (--stop-on-solve) add no node
@@ -268,7 +315,7 @@ def _finish(out: Path, trees: list, judge: str, args: argparse.Namespace) -> Non
                        [LABELS.get(c, c) for c in cols]))
     print(f"\n{metrics['trees']} trees, {metrics['nodes']} nodes · "
           f"Pass@1(MCTS) {metrics['pass_at_1_mcts']:.3f} · Pass@N {metrics['pass_at_n']:.3f} "
-          f"(judged on {judge} tests)")
+          f"(judged on {judge} tests{judge_note(metrics)})")
     for agent, m in metrics["per_agent"].items():
         print(f"  {agent}: {m['expansions']} expansions ({m['share']:.0%}), "
               f"node Pass@1 {m['node_pass_at_1']:.3f}")

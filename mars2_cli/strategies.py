@@ -15,14 +15,33 @@ STRATEGIES: dict[str, str] = {
 }
 
 
+#: which nodes an agent may refine, per tree strategy, when the user does not say: the paper's
+#: MARS² lets an agent refine only nodes it wrote itself (§2.1); AB-MCTS-A picks the node before
+#: the agent, so anyone refines anything
+DEFAULT_REFINE_SCOPE: dict[str, str] = {"mars2": "own", "abmcts": "any"}
+
+REFINE_SCOPE_HELP = ("which nodes an agent may refine: own = only nodes it wrote itself (the "
+                     "paper's MARS², the default for --strategy mars2), any = any node of the "
+                     "shared tree (the only choice for abmcts, its default)")
+
+
+def resolve_refine_scope(name: str, refine_scope: str | None) -> str:
+    """The refine scope strategy `name` runs with: the one given, else its default."""
+    if refine_scope is None:
+        return DEFAULT_REFINE_SCOPE.get(name, "any")
+    return refine_scope
+
+
 def scheduler_factory(name: str, agents: Sequence[str], *, prior: str = "beta",
-                      refine_scope: str = "any", max_depth: int | None = None
+                      refine_scope: str | None = None, max_depth: int | None = None
                       ) -> Callable[[], sched.ThompsonScheduler]:
     """A zero-argument factory making a fresh scheduler of strategy `name` for `agents`.
 
-    One scheduler is built at once so that bad options fail here, before any search starts.
+    ``refine_scope`` None takes the strategy's default (`DEFAULT_REFINE_SCOPE`). One scheduler
+    is built at once so that bad options fail here, before any search starts.
     """
-    factory = _factory(name, list(agents), prior, refine_scope, max_depth)
+    factory = _factory(name, list(agents), prior, resolve_refine_scope(name, refine_scope),
+                       max_depth)
     factory()
     return factory
 

@@ -8,17 +8,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mars2_env.metrics import node_passes, pass_at_k, select_latest_wins
+from mars2_env.metrics import judge_side, node_passes, pass_at_k, select_latest_wins
 from mars2_env.tree import Node, SearchTree
 
 
-def judged(node: Node, judge: str) -> bool:
-    """`metrics.node_passes`, except that judging on private tests a node that has none is an
-    error (the run was searched without judge tests), not a failure."""
-    if judge == "private" and node.private is None:
+def judged(node: Node, judge: str, tree: SearchTree | None = None) -> bool:
+    """`metrics.node_passes` on the side that judges ``tree`` (`metrics.judge_side`: a tree
+    whose problem had no private tests is judged on its public run), except that judging on
+    private tests a node that has none is an error (the run was searched without judge tests),
+    not a failure."""
+    side = judge if tree is None else judge_side(tree, judge)
+    if side == "private" and node.private is None:
         raise ValueError(f"node {node.id} has no private-test result; run the search with "
                          "judge tests, or judge on 'public'")
-    return node_passes(node, judge)
+    return node_passes(node, side)
 
 
 def tree_metrics(tree: SearchTree, judge: str = "private") -> dict[str, Any]:
@@ -30,9 +33,11 @@ def tree_metrics(tree: SearchTree, judge: str = "private") -> dict[str, Any]:
         "nodes": len(nodes),
         "best_public_reward": max((n.reward for n in nodes), default=0.0),
         "answer_node": answer.id if answer else None,
-        "pass_at_1_mcts": bool(answer is not None and judged(answer, judge)),
-        "pass_at_n": any(judged(n, judge) for n in nodes),
+        "pass_at_1_mcts": bool(answer is not None and judged(answer, judge, tree)),
+        "pass_at_n": any(judged(n, judge, tree) for n in nodes),
         "expansions": dict(Counter(n.agent for n in nodes)),
+        "judged_on": judge_side(tree, judge),
+        "reward_tests": tree.metadata.get("reward_tests", "some"),
     }
 
 
@@ -48,7 +53,7 @@ def run_metrics(trees: list[SearchTree], judge: str = "private") -> dict[str, An
         for t in trees:
             mine = t.nodes(agent=agent)
             if mine:
-                rates.append(pass_at_k(len(mine), sum(judged(x, judge) for x in mine), 1))
+                rates.append(pass_at_k(len(mine), sum(judged(x, judge, t) for x in mine), 1))
         count = sum(m["expansions"].get(agent, 0) for m in per_tree)
         per_agent[agent] = {
             "expansions": count,
@@ -59,11 +64,26 @@ def run_metrics(trees: list[SearchTree], judge: str = "private") -> dict[str, An
         "trees": len(per_tree),
         "nodes": total_nodes,
         "judge": judge,
+        # how many trees were judged which way (problems without private tests: on their public
+        # run), and how many had no reward tests (every node rewarded 0); see envcore.judge_plan
+        "judged_on": dict(Counter(m["judged_on"] for m in per_tree)),
+        "no_reward_tests": sum(m["reward_tests"] == "none" for m in per_tree),
         "pass_at_1_mcts": sum(m["pass_at_1_mcts"] for m in per_tree) / n,
         "pass_at_n": sum(m["pass_at_n"] for m in per_tree) / n,
         "per_agent": per_agent,
         "per_tree": per_tree,
     }
+
+
+def judge_note(metrics: dict[str, Any]) -> str:
+    """'; 40 trees judged on their public run (no private tests)' when the judge policy applied."""
+    parts = []
+    fallback = metrics.get("judged_on", {}).get("public", 0)
+    if fallback and metrics.get("judge") != "public":
+        parts.append(f"{fallback} trees judged on their public run (no {metrics['judge']} tests)")
+    if metrics.get("no_reward_tests"):
+        parts.append(f"{metrics['no_reward_tests']} trees had no reward tests (reward 0)")
+    return "".join("; " + p for p in parts)
 
 
 def read_trees(path: Path) -> list[SearchTree]:
@@ -92,7 +112,7 @@ def append_tree(path: Path, tree: SearchTree) -> None:
     import os
 
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(tree.to_dict(), ensure_ascii=False) + "\n")
+        f.write(tree.to_json() + "\n")  # lossless for any text, lone surrogates included
         f.flush()
         os.fsync(f.fileno())
 

@@ -26,8 +26,17 @@ def _fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(Mars2TrainConfig) if f.metadata.get("cli", True)]
 
 
+class _Renamed(argparse.Action):
+    """A removed flag: fail with what replaced it (``train.config.RENAMED_OPTIONS``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        from train.config import renamed_option_error
+
+        parser.error(renamed_option_error(self.dest, option_string or self.dest))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from train.config import field_type
+    from train.config import RENAMED_OPTIONS, field_type
 
     parser.add_argument(
         "--config",
@@ -41,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
     )
+    for old in RENAMED_OPTIONS:
+        parser.add_argument(
+            "--" + old.replace("_", "-"), dest=old, action=_Renamed, help=argparse.SUPPRESS
+        )
     group = parser.add_argument_group("training options (also YAML keys)")
     for f in _fields():
         tp, is_list, optional = field_type(f)

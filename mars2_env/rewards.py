@@ -2,13 +2,18 @@
 and tree-level group advantages (Eq. 8).
 
 Shaping, for a non-root node v with raw reward r, parent p and siblings S (the other children
-of p in the finished tree, whichever agent wrote them)::
+of p in the finished tree, whichever agent wrote them), in the paper's symbols (Eq. 3; λ is
+the weight of the *siblings*, as in Appendix D.6's sensitivity study and the authors' code)::
 
-    b = alpha * r_p + (1 - alpha) * mean(r_s for s in S)   # p real, S non-empty
-    b = r_p                                                # p real, S empty
+    b = (1 - lam) * r_p + lam * mean(r_s for s in S)       # p real, S non-empty
+    b = r_p                                                # p real, S empty (an only child)
     b = mean(r_s for s in S)                               # p the root, S non-empty
     g = 0                                                  # p the root, S empty
     g = r - b;  shaped = r + beta * g
+
+``lam`` replaced an earlier ``alpha`` that weighted the *parent* (b = alpha * r_p + (1 - alpha)
+* mean(S), so lam = 1 - alpha); passing ``alpha=`` is an error that says so, and ``lam`` and
+``beta`` are keyword-only so an old positional call cannot silently mean the mirror image.
 
 Always from raw rewards (or the `rewards=` override), never from shaped ones. The advantage
 of v is ``(shaped_v - mean) / (std + eps)`` over every non-root node of the tree, every agent
@@ -23,8 +28,10 @@ of the nodes it names (e.g. the overlong-penalised reward in training); other no
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +39,35 @@ from .tree import SearchTree
 
 #: shaped rewards whose max - min is at most this count as all equal
 DEGENERATE_ATOL = 1e-12
+
+#: what a caller still passing the old mixing coefficient is told
+ALPHA_REMOVED = (
+    "the shaping coefficient `alpha` was replaced by the paper's `lam` (λ, Eq. 3), which weights "
+    "the siblings instead of the parent: b = (1 - lam) * r_parent + lam * mean(r_siblings). "
+    "alpha weighted the parent, so the same baseline is lam = 1 - alpha (alpha=0.3 -> lam=0.7); "
+    "pass lam= (and beta=) by name"
+)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def refuse_alpha(fn: _F | None = None, *, max_positional: int | None = None) -> Any:
+    """Reject the removed ``alpha=`` keyword with `ALPHA_REMOVED` instead of a bare TypeError;
+    with ``max_positional`` also reject coefficients passed by position (they used to mean
+    alpha). Used bare (``@refuse_alpha``) or with options (``@refuse_alpha(max_positional=1)``)."""
+    if fn is None:
+        return functools.partial(refuse_alpha, max_positional=max_positional)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "alpha" in kwargs:
+            raise TypeError(f"{fn.__qualname__}: {ALPHA_REMOVED}")
+        if max_positional is not None and len(args) > max_positional:
+            raise TypeError(f"{fn.__qualname__} takes the tree by position and the rest by name; "
+                            f"{ALPHA_REMOVED}")
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def overlong_penalty(length: int, max_length: int, buffer_length: int) -> float:
@@ -56,9 +92,10 @@ def overlong_penalty(length: int, max_length: int, buffer_length: int) -> float:
     return (free - length) / buffer_length
 
 
-def _check_ab(alpha: float, beta: float) -> None:
-    if not 0.0 <= alpha <= 1.0 or not math.isfinite(alpha):
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+def _check_lam_beta(lam: float, beta: float) -> None:
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.floating)) \
+            or not math.isfinite(lam) or not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be a number in [0, 1], got {lam!r}")
     if not math.isfinite(beta) or beta < 0:
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
 
@@ -79,10 +116,11 @@ def raw_rewards(tree: SearchTree, rewards: dict[int, float] | None = None) -> di
     return out
 
 
-def shape_rewards(tree: SearchTree, alpha: float = 0.5, beta: float = 0.5,
+@refuse_alpha(max_positional=1)
+def shape_rewards(tree: SearchTree, *, lam: float = 0.5, beta: float = 0.5,
                   rewards: dict[int, float] | None = None) -> dict[int, float]:
     """Tree-consistent shaped reward of every non-root node (module docstring, Eqs. 3–5)."""
-    _check_ab(alpha, beta)
+    _check_lam_beta(lam, beta)
     raw = raw_rewards(tree, rewards)
     # children reward sum and count per parent: sibling mean = (sum - own) / (count - 1)
     total: dict[int, float] = {}
@@ -100,7 +138,7 @@ def shape_rewards(tree: SearchTree, alpha: float = 0.5, beta: float = 0.5,
             gain = 0.0 if sib_mean is None else r - sib_mean
         else:
             rp = raw[p]
-            base = rp if sib_mean is None else alpha * rp + (1.0 - alpha) * sib_mean
+            base = rp if sib_mean is None else (1.0 - lam) * rp + lam * sib_mean
             gain = r - base
         shaped[node.id] = r + beta * gain
     return shaped
@@ -139,18 +177,20 @@ def normalise(values: dict[int, float], eps: float = 1e-6) -> TreeAdvantages:
     return TreeAdvantages(dict(zip(ids, adv.tolist(), strict=True)), degenerate=False, mean=mean, std=std)
 
 
-def tree_advantages(tree: SearchTree, alpha: float = 0.5, beta: float = 0.5, eps: float = 1e-6,
+@refuse_alpha(max_positional=1)
+def tree_advantages(tree: SearchTree, *, lam: float = 0.5, beta: float = 0.5, eps: float = 1e-6,
                     rewards: dict[int, float] | None = None) -> TreeAdvantages:
     """Tree-level group advantage of every non-root node (Eq. 8)."""
-    return normalise(shape_rewards(tree, alpha, beta, rewards), eps)
+    return normalise(shape_rewards(tree, lam=lam, beta=beta, rewards=rewards), eps)
 
 
-def node_records(tree: SearchTree, alpha: float = 0.5, beta: float = 0.5, eps: float = 1e-6,
+@refuse_alpha(max_positional=1)
+def node_records(tree: SearchTree, *, lam: float = 0.5, beta: float = 0.5, eps: float = 1e-6,
                  rewards: dict[int, float] | None = None) -> list[dict[str, Any]]:
     """One row per non-root node in expansion order: node_id, agent, parent, reward (the one
     shaping used: the override where given), shaped_reward, advantage."""
     raw = raw_rewards(tree, rewards)
-    shaped = shape_rewards(tree, alpha, beta, rewards)
+    shaped = shape_rewards(tree, lam=lam, beta=beta, rewards=rewards)
     adv = normalise(shaped, eps)
     return [{"node_id": n.id, "agent": n.agent, "parent": n.parent, "reward": raw[n.id],
              "shaped_reward": shaped[n.id], "advantage": adv[n.id]} for n in tree.nodes()]

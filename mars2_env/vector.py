@@ -15,10 +15,25 @@ must be answered in the same `submit`.
 
 Trees are started in the order of `problems` (up to `max_trees` at once); a finished tree is
 returned from `submit` as a `FinishedTree` (tree + `rewards.node_records` rows) and its slot goes
-to the next problem. Each tree's scheduler gets a seed drawn from the run's generator in the
-order the trees start, exactly as `mars2_env.aec.raw_env` draws one per `reset()`: with
-`expansions_per_tree=1` and the same seed, the trees are identical to those of separate AEC
-episodes (`env.reset(seed=s)` then `env.reset()` for each next problem) given the same responses.
+to the next problem.
+
+Seeds: the run's base seed is the first draw of a generator seeded with `seed` (as
+`mars2_env.aec.raw_env` does at `reset(seed=s)`), and each tree's scheduler seed and agent seed
+are derived from (base seed, problem id) alone (`envcore.tree_seeds`). Every pending expansion
+carries `seed`, derived from the tree's agent seed and the expansion's index in its tree; agents
+that sample with it (`generate(observations, seeds=...)`) write the same response whatever else
+is in the batch. So a tree depends only on (seed, problem, responses): a resumed run, a run
+with another `max_trees`, a subset of the problems or a shard on another machine build exactly
+the trees of one uninterrupted run; with `expansions_per_tree=1` they are also the trees of
+separate AEC episodes (`env.reset(seed=s)` then `env.reset()` for each next problem) given the
+same responses.
+
+`respond(agents, batch)` is that middle line for agent objects (anything with
+`generate(observations)`, e.g. `agents.make_agent(...)` or a Ray generation pool): agents that
+also have `generate_async` (returning an object with `.result()`) are all started before any is
+awaited, so agents served by different machines generate at the same time. The executor is
+anything with `run_many` (an `Executor`, or `mars2_ray.RayExecutor`), so the same loop runs on
+one machine or a cluster.
 
 `expansions_per_tree=k > 1` lets one tree have up to k expansions in flight per round. Each is
 marked with the scheduler's `mark_pending` (virtual loss: it counts as an observed failure in the
@@ -29,7 +44,7 @@ tree while its expansion is in flight, so no virtual loss is applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +53,17 @@ from gymnasium.utils import seeding
 from mars2_env.envcore import (
     SearchConfig,
     SearchEpisode,
+    TreeSeedStream,
     check_agents,
     derive_seed,
     make_scheduler_factory,
     resolve_problems,
+    warn_judge_policy,
 )
 from mars2_env.problems import Problem
+from mars2_env.rewards import refuse_alpha
 
-__all__ = ["BatchedSearch", "FinishedTree", "PendingExpansion"]
+__all__ = ["BatchedSearch", "FinishedTree", "PendingExpansion", "respond"]
 
 
 @dataclass
@@ -53,7 +71,9 @@ class PendingExpansion:
     """One expansion waiting for a response.
 
     `ticket` numbers expansions in the order they were selected; `tree_index` is the position of
-    the tree's problem in the run; `observation` is the same dict the AEC env emits.
+    the tree's problem in the run; `observation` is the same dict the AEC env emits; `seed` is
+    the sampling seed of this expansion (a function of the run seed, the problem and the
+    expansion's index in its tree; None when the search has no seed).
     """
 
     ticket: int
@@ -62,6 +82,7 @@ class PendingExpansion:
     agent: str
     parent_id: int
     observation: dict[str, Any] = field(repr=False)
+    seed: int | None = None
 
 
 @dataclass
@@ -86,6 +107,47 @@ class FinishedTree:
         return self.problem.id
 
 
+def _takes(fn: Callable[..., Any], *, positional: int = 0, keyword: str = "") -> bool:
+    """Whether `fn` accepts that many positional arguments, or a keyword argument `keyword`."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    if keyword:
+        return keyword in params
+    return len(params) >= positional
+
+
+def respond(agents: Mapping[str, Any], batch: Mapping[str, Sequence[PendingExpansion]]
+            ) -> dict[str, list[Any]]:
+    """Each agent's responses to its pending expansions: ``agents[name].generate(observations,
+    seeds=...)`` with the expansions' seeds (plain ``generate(observations)`` for agents that
+    take no seeds, or when the search has none).
+
+    Agents with `generate_async` are all started first, then the others run, then the started
+    ones are collected, so independent agents (e.g. on different GPUs) overlap.
+    """
+    missing = [name for name in batch if name not in agents]
+    if missing:
+        raise KeyError(f"no agent object for {missing}; agents given: {list(agents)}")
+
+    def call(method: Callable[..., Any], items: Sequence[PendingExpansion]) -> Any:
+        observations = [p.observation for p in items]
+        seeds = [p.seed for p in items]
+        if any(s is None for s in seeds) or not _takes(method, keyword="seeds"):
+            return method(observations)
+        return method(observations, seeds=seeds)
+
+    started = {name: call(agents[name].generate_async, items)
+               for name, items in batch.items() if hasattr(agents[name], "generate_async")}
+    out = {name: list(call(agents[name].generate, items))
+           for name, items in batch.items() if name not in started}
+    out.update({name: list(pending.result()) for name, pending in started.items()})
+    return {name: out[name] for name in batch}
+
+
 @dataclass
 class _Slot:
     index: int
@@ -101,29 +163,32 @@ class BatchedSearch:
         budget: nodes per tree.
         scheduler_factory: zero-argument callable returning a fresh Scheduler (one per tree);
             default `ThompsonScheduler(agents)`.
-        executor: an `Executor`; None creates one (all cores) on first use, closed by `close()`.
+        executor: anything with the `Executor.run_many` API (an `Executor`, a
+            `mars2_ray.RayExecutor`); None creates an `Executor` (all cores) on first use,
+            closed by `close()`.
         max_trees: trees in flight at once (None: all).
         expansions_per_tree: expansions one tree may have in flight per round (virtual loss).
-        seed: seed of the generator that draws each tree's scheduler seed.
-        skip: ids of problems already searched (e.g. on resume). They are not searched, but their
-            scheduler seeds are still drawn, so every other tree gets the seed it would get in
-            an uninterrupted run.
-        tests, judge_tests, alpha, beta, stop_on_solve, stop_on_first_failure, templates,
+        seed: the run seed; each tree's scheduler and agent seeds derive from it and the
+            problem id (module docstring). None: a fresh random run (no per-expansion seeds).
+        skip: ids of problems already searched (e.g. on resume); they are not searched. Seeds
+            are per problem, so the other trees are those of an uninterrupted run.
+        tests, judge_tests, lam, beta, stop_on_solve, stop_on_first_failure, templates,
         max_text_length: as in `mars2_env.aec.raw_env`.
     """
 
+    @refuse_alpha
     def __init__(self, problems: Sequence[Problem] | str, agents: Sequence[str] = ("coder_0", "coder_1"),
                  budget: int = 16, scheduler_factory: Callable[[], Any] | None = None,
                  executor: Any = None, *, max_trees: int | None = None, expansions_per_tree: int = 1,
                  tests: str | list = "public", judge_tests: str | list | None = "private",
-                 alpha: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
+                 lam: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
                  stop_on_first_failure: bool = False, templates: Any = None,
                  max_text_length: int | None = None, seed: int | None = None,
                  skip: Collection[str] = ()) -> None:
         self.agents = check_agents(agents)
         self._skip = frozenset(skip)
         kw = {} if max_text_length is None else {"max_text_length": max_text_length}
-        self.config = SearchConfig(budget=budget, tests=tests, judge_tests=judge_tests, alpha=alpha,
+        self.config = SearchConfig(budget=budget, tests=tests, judge_tests=judge_tests, lam=lam,
                                    beta=beta, stop_on_solve=bool(stop_on_solve),
                                    stop_on_first_failure=bool(stop_on_first_failure),
                                    templates=templates, **kw)
@@ -137,7 +202,10 @@ class BatchedSearch:
         self._factory = make_scheduler_factory(scheduler_factory, self.agents)
         self._executor = executor
         self._owns_executor = executor is None
-        self._rng, _ = seeding.np_random(seed)
+        rng, _ = seeding.np_random(seed)
+        self.base_seed = derive_seed(rng)
+        self._seeded = seed is not None
+        self._tree_seeds = TreeSeedStream(self.base_seed)
         self._queue: list[Problem] = []
         self._started = 0
         self._slots: list[_Slot] = []
@@ -148,8 +216,11 @@ class BatchedSearch:
 
     # --- problems and state ---------------------------------------------------------------
     def add_problems(self, problems: Sequence[Problem] | str) -> None:
-        """Queue more problems (searched after those already queued)."""
-        self._queue.extend(resolve_problems(problems))
+        """Queue more problems (searched after those already queued); warns once about problems
+        with too few tests for the reward / judge split (`envcore.judge_plan`)."""
+        added = resolve_problems(problems)
+        warn_judge_policy(added, self.config)
+        self._queue.extend(added)
 
     @property
     def executor(self) -> Any:
@@ -171,13 +242,15 @@ class BatchedSearch:
     def _start_trees(self) -> None:
         while self._queue and (self.max_trees is None or len(self._slots) < self.max_trees):
             problem = self._queue.pop(0)
-            sched_seed = derive_seed(self._rng)
             if problem.id in self._skip:
                 self._started += 1
                 continue
+            seeds = self._tree_seeds.next(problem.id)
             scheduler = self._factory()
-            scheduler.reset(list(self.agents), seed=sched_seed)
-            slot = _Slot(self._started, SearchEpisode(problem, scheduler, self.config, seed=sched_seed))
+            scheduler.reset(list(self.agents), seed=seeds.scheduler)
+            episode = SearchEpisode(problem, scheduler, self.config, seed=seeds.scheduler,
+                                    agent_seed=seeds.agent)
+            slot = _Slot(self._started, episode)
             self._started += 1
             self._slots.append(slot)
 
@@ -190,11 +263,12 @@ class BatchedSearch:
                 if exp.agent not in self.agents:
                     raise RuntimeError(f"scheduler chose unknown agent {exp.agent!r}; agents are {self.agents}")
                 obs = ep.observation(exp)
+                seed = ep.next_seed() if self._seeded else None
                 if k > 1:
                     ep.scheduler.mark_pending(exp)
                 ep.in_flight += 1
                 item = PendingExpansion(self._ticket, slot.index, ep.problem.id, exp.agent,
-                                        exp.parent_id, obs)
+                                        exp.parent_id, obs, seed=seed)
                 self._ticket += 1
                 self._pending.append((item, exp, slot))
 
@@ -275,14 +349,27 @@ class BatchedSearch:
                 finished.append(FinishedTree(slot.index, ep.problem, ep.tree, ep.records(), ep.solved))
         return finished
 
-    def run(self, policy: Callable[[str, list[dict[str, Any]]], Sequence[Any]]) -> list[FinishedTree]:
-        """Search every queued problem with `policy(agent, observations) -> responses`."""
+    def run(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> list[FinishedTree]:
+        """Search every queued problem with `policy(agent, observations) -> responses`, or
+        `policy(agent, observations, seeds)` when it takes a third argument (the pending
+        expansions' seeds), or with agent objects ``{name: agent}`` (see `respond`)."""
         finished: list[FinishedTree] = []
         while not self.done:
-            batch = self.pending()
-            finished.extend(self.submit({a: list(policy(a, [p.observation for p in items]))
-                                         for a, items in batch.items()}))
+            finished.extend(self.step(policy))
         return finished
+
+    def step(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> list[FinishedTree]:
+        """One round: the pending expansions' responses from `policy` (as in `run`), submitted."""
+        batch = self.pending()
+        if isinstance(policy, Mapping):
+            return self.submit(respond(policy, batch))
+        takes_seeds = _takes(policy, positional=3)
+        responses = {}
+        for a, items in batch.items():
+            obs = [p.observation for p in items]
+            args = (a, obs, [p.seed for p in items]) if takes_seeds else (a, obs)
+            responses[a] = list(policy(*args))
+        return self.submit(responses)
 
     def close(self) -> None:
         """Close the executor if this object created it."""

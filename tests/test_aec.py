@@ -178,7 +178,7 @@ def test_budget_spent_is_termination_not_truncation(problems, executor):
 
 def test_shaped_reward_mode_pays_shaped_sums_at_the_end(problems, executor):
     env = raw_env(problems=problems, budget=5, executor=executor, reward_mode="shaped",
-                  alpha=0.3, beta=0.6)
+                  lam=0.3, beta=0.6)
     env.reset(seed=11)
     totals = {a: 0.0 for a in env.possible_agents}
     for agent in env.agent_iter():
@@ -190,7 +190,7 @@ def test_shaped_reward_mode_pays_shaped_sums_at_the_end(problems, executor):
             env.step(scripted(problems[0], obs))
             if len(env.tree) < 5:
                 assert all(r == 0.0 for r in env.rewards.values())
-    rows = node_records(env.tree, alpha=0.3, beta=0.6)
+    rows = node_records(env.tree, lam=0.3, beta=0.6)
     for a in totals:
         assert totals[a] == pytest.approx(sum(r["shaped_reward"] for r in rows if r["agent"] == a))
 

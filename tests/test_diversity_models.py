@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E
 from agents.base import BaseAgent, Generation  # noqa: E402
 from agents.diversity import (  # noqa: E402
     DEFAULT_EPS,
+    DEFAULT_PROXY_LABEL,
     LLMEquivalenceJudge,
     SentenceEmbedder,
     aec_clusters,
@@ -27,9 +28,12 @@ from agents.diversity import (  # noqa: E402
     cluster_by_judge,
     compute_diversity,
     default_embedder_path,
+    describe_parameters,
     g_vendi,
     gradient_features,
+    load_gvendi_model,
     parse_yes_no,
+    problem_prompt,
     read_trees,
     select_parameters,
 )
@@ -39,6 +43,7 @@ from mars2_cli.diversity_report import (  # noqa: E402
     format_diversity_table,
 )
 from mars2_env.diversity import effective_algorithms  # noqa: E402
+from mars2_env.problems import Problem  # noqa: E402
 from mars2_env.tree import SearchTree  # noqa: E402
 
 SUM_LOOP = "n = int(input())\ntotal = 0\nfor i in range(1, n + 1):\n    total += i\nprint(total)\n"
@@ -206,6 +211,43 @@ def test_gradient_features_shape_and_parameter_choice(tiny_lm):
     assert all(p.requires_grad for p in model.parameters())  # restored afterwards
     with pytest.raises(ValueError, match="no model parameter"):
         select_parameters(model, ["does.not.exist"])
+    assert describe_parameters(select_parameters(model)).startswith("model.layers.1 (9 tensors, ")
+
+
+def test_gradients_are_normalised_before_the_projection(tiny_lm):
+    """Projection is linear, so normalising first means: projected features of the normalised
+    gradient = projected raw gradient / its raw norm (not rows of unit length afterwards)."""
+    model, tok = tiny_lm
+    texts = [SUM_LOOP, BFS, SORT_WORDS]
+    raw = gradient_features(texts, model, tok, proj_dim=None, normalize=False)
+    norms = np.linalg.norm(raw, axis=1)
+    assert norms.max() / norms.min() > 1.05  # the raw gradients differ in length
+    unit = gradient_features(texts, model, tok, proj_dim=None)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
+    first = gradient_features(texts, model, tok, proj_dim=24, seed=5)
+    after = gradient_features(texts, model, tok, proj_dim=24, seed=5, normalize=False)
+    np.testing.assert_allclose(first, after / norms[:, None], rtol=2e-4, atol=1e-7)
+
+
+def _paper_g_vendi(model, tok, prompt: str, responses: list[str]) -> float:
+    """G-Vendi written out: per response, the gradient (last block) of the mean loss of its
+    tokens given the prompt; cosine kernel; exp of the entropy of its eigenvalues / n."""
+    params = [p for n, p in model.named_parameters() if n.startswith("model.layers.1.")]
+    grads = []
+    for r in responses:
+        n_prompt = len(tok(prompt)["input_ids"])
+        ids = torch.tensor([tok(prompt + r)["input_ids"]])
+        labels = ids.clone()
+        labels[0, :n_prompt] = -100
+        model.zero_grad()
+        model(input_ids=ids, labels=labels).loss.backward()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in params]).double())
+    model.zero_grad()
+    g = torch.stack(grads)
+    g = g / g.norm(dim=1, keepdim=True)
+    eig = torch.linalg.eigvalsh(g @ g.T / len(responses)).clamp(min=0)
+    eig = eig[eig > 1e-12] / eig.sum()
+    return float(torch.exp(-(eig * eig.log()).sum()))
 
 
 # ----------------------------------------------------------------------------- judge
@@ -284,10 +326,18 @@ def two_runs(tmp_path):
     return a, b
 
 
+PROBLEMS = [Problem(id="p1", statement="Print the three largest numbers in ascending order.",
+                    kind="stdin"),
+            Problem(id="p2", statement="Sort the words by length, then alphabetically.",
+                    kind="stdin"),
+            Problem(id="p3", statement="Print the shortest path length from 1 to n.", kind="stdin")]
+
+
 def test_compute_diversity_on_saved_runs(two_runs, embedder, tiny_lm):
     model, tok = tiny_lm
     report = compute_diversity(two_runs, embedder=embedder, algorithm_judge=LLMEquivalenceJudge(
-        ApproachJudgeAgent()), da_k=2, gvendi_model=model, gvendi_tokenizer=tok, proj_dim=32)
+        ApproachJudgeAgent()), da_k=2, gvendi_model=model, gvendi_tokenizer=tok, proj_dim=32,
+        problems=PROBLEMS)
     assert report.methods == ["mars2", "single"]
     assert report.problems == ["p1", "p2"]  # p3 is unsolved by "single"
     a, b = report.results["mars2"], report.results["single"]
@@ -318,6 +368,55 @@ def test_compute_diversity_on_saved_runs(two_runs, embedder, tiny_lm):
     data = diversity_json(report)
     assert data["methods"]["mars2"]["ranks"]["DA@K"] == 2.0
     assert json.loads(json.dumps(data, allow_nan=False))["problems"] == ["p1", "p2"]
+    # the table says which proxy and which layers G-Vendi used
+    assert "model.layers.1 (9 tensors" in text and "(problem prompt, response)" in text
+    assert report.settings["gvendi_model"] == "LlamaForCausalLM"
+
+
+def test_g_vendi_scores_responses_under_the_problem_prompt(tmp_path, embedder, tiny_lm):
+    """compute_diversity's G-Vendi (no projection) equals G-Vendi computed by hand on
+    (problem prompt, response) pairs, and differs from scoring the programs alone."""
+    model, tok = tiny_lm
+    run = tmp_path / "run"
+    run.mkdir()
+    tree = SearchTree(problem_id="p1")
+    ok = {"verdict": "passed", "passed": 1, "total": 1, "reward": 1.0}
+    responses = [f"I sort, then slice.\n```python\n{TOPK_SORT}```",
+                 f"A heap keeps the top three.\n```python\n{TOPK_HEAP}```",
+                 f"Counting works too.\n```python\n{TOPK_COUNT}```"]
+    for r, code in zip(responses, [TOPK_SORT, TOPK_HEAP, TOPK_COUNT], strict=True):
+        tree.add(0, "coder", response=r, code=code, reward=1.0, public=ok, private=ok)
+    (run / "trees.jsonl").write_text(json.dumps(tree.to_dict()) + "\n")
+    report = compute_diversity([run], embedder=embedder, gvendi_model=model, gvendi_tokenizer=tok,
+                               proj_dim=None, problems=PROBLEMS)
+    got = report.results["run"].per_problem["p1"]["G-Vendi"]
+    prompt = problem_prompt(tok, PROBLEMS[0])
+    assert "three largest" in prompt
+    assert got == pytest.approx(_paper_g_vendi(model, tok, prompt, responses), rel=1e-6)
+    codes_alone = _paper_g_vendi(model, tok, "", [TOPK_SORT, TOPK_HEAP, TOPK_COUNT])
+    assert abs(got - codes_alone) > 1e-3
+    with pytest.raises(ValueError, match=r"\['p1'\] are not among the problems given"):
+        compute_diversity([run], embedder=embedder, gvendi_model=model, gvendi_tokenizer=tok,
+                          problems=PROBLEMS[1:])
+
+
+def test_gvendi_model_flag_loads_a_local_model_and_names_it(two_runs, tmp_path, capsys):
+    from mars2_cli.main import main
+    from train.tiny import save_tiny
+
+    proxy = save_tiny(tmp_path / "my-proxy")
+    assert load_gvendi_model(f"hf:{proxy}").label == "my-proxy"
+    with pytest.raises(FileNotFoundError, match="not a local model directory"):
+        load_gvendi_model(f"hf:{tmp_path / 'nothing'}")
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in PROBLEMS))
+    assert main(["eval", "--diversity", "--from", *map(str, two_runs), "--problems",
+                 str(problems), "--gvendi-model", f"hf:{proxy}", "--gvendi-layers", "all",
+                 "--diversity-proj-dim", "16"]) == 0
+    text = capsys.readouterr().out
+    assert "gradients of my-proxy's loss on each (problem prompt, response)" in text
+    assert "model.embed_tokens" in text  # --gvendi-layers all
+    assert DEFAULT_PROXY_LABEL not in text
 
 
 def test_diversity_table_without_gvendi_uses_embedding_clusters(two_runs, embedder):
@@ -349,3 +448,9 @@ def test_g_vendi_with_the_embedded_smollm2():
     model, tok = load_proxy_model()
     assert g_vendi([SUM_LOOP, SUM_LOOP], model, tok) == pytest.approx(1.0, abs=1e-6)
     assert g_vendi([SUM_LOOP, BFS, SORT_WORDS]) > 1.5  # default proxy: the same cached model
+    default = load_gvendi_model(None)
+    assert default.model is model and default.label == DEFAULT_PROXY_LABEL
+    assert "offline default" in default.label and "Qwen2.5-0.5B-Instruct" in default.label
+    prompt = problem_prompt(tok, PROBLEMS[0])
+    assert prompt.rstrip().endswith("assistant") and "three largest" in prompt
+    assert g_vendi([SUM_LOOP, BFS], prompts=[prompt, prompt]) > 1.0

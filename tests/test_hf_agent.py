@@ -190,14 +190,13 @@ def test_stop_at_code_block_ends_a_response_right_after_its_block(agent):
 
 
 @pytest.mark.slow
-def test_agents_of_one_model_share_it_and_sample_in_one_batch(agent):
-    """`--agents hf:embedded hf:embedded` loads the model once and samples both agents' prompts
-    in one batch (a CPU decode step costs about the same for 8 rows as for 4)."""
+def test_agents_of_one_model_share_it(agent):
+    """`--agents hf:embedded hf:embedded` loads the model once; each agent keeps its own seed,
+    and `generate_together` samples agents of one model and settings in one batch."""
     from argparse import Namespace
-    from types import SimpleNamespace
 
     from agents.hf import generate_together
-    from mars2_cli.search import generate_batch, make_agents
+    from mars2_cli.search import make_agents
 
     args = Namespace(seed=0, temperature=0.7, top_p=1.0, max_new_tokens=6,
                      stop_at_code_block=False)
@@ -205,15 +204,9 @@ def test_agents_of_one_model_share_it_and_sample_in_one_batch(agent):
     a, b, _ = agents.values()
     assert a.model is b.model and a.sampling_key() == b.sampling_key()
     assert (a.name, b.name, a.seed != b.seed) == ("coder_0", "coder_1", True)
-    calls = []
-    original = a.generate
-    a.generate = lambda obs: calls.append(len(obs)) or original(obs)
-    b.generate = lambda obs: pytest.fail("coder_1 was sampled in a call of its own")
-    item = [SimpleNamespace(observation=_obs(p)) for p in PROBLEMS]
-    out = generate_batch(agents, {"coder_0": item, "coder_1": item[:1], "coder_2": item})
-    assert calls == [3]
-    assert [len(out[n]) for n in ("coder_0", "coder_1", "coder_2")] == [2, 1, 2]
-    assert all(isinstance(g.text, str) for gens in out.values() for g in gens)
+    out = generate_together([a, b], [[_obs(p) for p in PROBLEMS], [_obs(PROBLEMS[0])]])
+    assert [len(g) for g in out] == [2, 1]
+    assert all(isinstance(g.text, str) and g.completion_token_ids for gens in out for g in gens)
     other = type(a)(a.model, a.tokenizer, temperature=0.2, max_new_tokens=6, num_threads=1)
     with pytest.raises(ValueError, match="sampling_key"):
         generate_together([a, other], [[_obs(PROBLEMS[0])], [_obs(PROBLEMS[1])]])

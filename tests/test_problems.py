@@ -86,7 +86,8 @@ def test_canonical_file_is_design_md_jsonl(tmp_path):
                    "private_tests": [{"input": "5 5\n", "output": "10\n"},
                                      {"input": "-1 1\n", "output": "0\n"}],
                    "time_limit_s": 6.0, "memory_limit_mb": 1024, "source": "demo",
-                   "difficulty": "easy", "metadata": {"contest_date": "2025-02-01"}}
+                   "difficulty": "easy", "metadata": {"contest_date": "2025-02-01"},
+                   "harness": "lcb"}
 
 
 def test_save_refuses_what_json_would_change(tmp_path):
@@ -373,7 +374,10 @@ def test_deepcoder_per_source_shapes(tmp_path):
     assert (lcb.kind, lcb.entry_point) == ("functional", "check")
     assert lcb.public_tests == [TestCase("[1, 2]\n3", "true")] and lcb.private_tests == []
     assert (cf.kind, cf.difficulty) == ("stdin", "1200")
-    assert cf.metadata == {"dataset_metadata": {"difficulty": "1200"}}
+    assert cf.metadata == {"dataset_metadata": {"difficulty": "1200"}, "shape": "lcbv5"}
+    assert [p.harness for p in ps] == ["taco", "taco", "rllm", "taco", "rllm", "rllm"]
+    assert [p.metadata["shape"] for p in ps] == ["taco stdin", "taco call-based", "primeintellect",
+                                                "primeintellect", "lcbv5", "lcbv5"]
     assert cf.public_tests == [TestCase("5\n", "25\n")]
     assert cf.private_tests == [TestCase("6\n", "36\n")]
     # n_public moves the split
@@ -424,7 +428,7 @@ def test_humaneval_jsonl_gz(tmp_path):
     assert p == Problem(
         id="HumanEval/0", title="add", statement=HE_ROW["prompt"], kind="assert",
         entry_point="add", starter_code=HE_ROW["prompt"], public_tests=[test],
-        private_tests=[test], source="humaneval",
+        private_tests=[test], source="humaneval", harness="humaneval", time_limit_s=3.0,
         metadata={"reference_solution": HE_ROW["prompt"] + HE_ROW["canonical_solution"]})
     # the reference program passes the test when run the way the assert kind runs it
     ns: dict = {}
@@ -461,8 +465,9 @@ def test_mbpp_rows(tmp_path):
         kind="assert", entry_point="similar_elements",
         public_tests=[TestCase(t[0] + "\n")],
         private_tests=[TestCase(t[1] + "\n"), TestCase(t[2] + "\n")],
-        source="mbpp", metadata={"reference_solution": MBPP_ROW["code"],
-                                 "challenge_test_list": MBPP_ROW["challenge_test_list"]})
+        source="mbpp", harness="mbpp",
+        metadata={"reference_solution": MBPP_ROW["code"],
+                  "challenge_test_list": MBPP_ROW["challenge_test_list"]})
     assert q.entry_point == "area"
     assert q.public_tests == [TestCase("import math\nassert math.isclose(area(2), 4)\n")]
     for prob in (p, q):  # every test passes against the reference

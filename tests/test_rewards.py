@@ -69,7 +69,7 @@ def test_lone_root_child():
 
 def test_three_root_children():
     t = build([(0, "a", 0.2), (0, "a", 0.5), (0, "b", 0.8)])
-    shaped = shape_rewards(t, alpha=0.5, beta=0.5)
+    shaped = shape_rewards(t, lam=0.5, beta=0.5)
     # baselines are the sibling means 0.65, 0.5, 0.35
     assert shaped == pytest.approx({1: -0.025, 2: 0.5, 3: 1.025})
     adv = tree_advantages(t)
@@ -80,7 +80,7 @@ def test_three_root_children():
 
 def test_parent_with_one_child():
     t = build([(0, "a", 0.4), (1, "a", 0.9)])
-    shaped = shape_rewards(t, alpha=0.5, beta=0.5)
+    shaped = shape_rewards(t, lam=0.5, beta=0.5)
     assert shaped == pytest.approx({1: 0.4, 2: 0.9 + 0.5 * (0.9 - 0.4)})   # b = r_parent
     adv = tree_advantages(t)
     assert adv == pytest.approx({1: -0.375 / (0.75 / math.sqrt(2) + EPS),
@@ -89,13 +89,13 @@ def test_parent_with_one_child():
 
 def test_two_agents_interleaved():
     t = build([(0, "a", 0.0), (0, "b", 1.0), (1, "b", 0.5), (1, "a", 1.0), (2, "a", 0.5)])
-    shaped = shape_rewards(t, alpha=0.5, beta=0.5)
+    shaped = shape_rewards(t, lam=0.5, beta=0.5)
     # 1: root child, sibling mean 1.0 → g = -1; 2: sibling mean 0 → g = 1
     # 3: b = .5*0 + .5*1.0 = .5 → g = 0; 4: b = .5*0 + .5*.5 = .25 → g = .75
     # 5: only child of 2: b = r_2 = 1 → g = -.5
     want = {1: -0.5, 2: 1.5, 3: 0.5, 4: 1.375, 5: 0.25}
     assert shaped == pytest.approx(want)
-    adv = tree_advantages(t, alpha=0.5, beta=0.5)
+    adv = tree_advantages(t, lam=0.5, beta=0.5)
     assert list(adv.values()) == pytest.approx(grpo(list(want.values())))
     rows = node_records(t)
     assert [r["node_id"] for r in rows] == [1, 2, 3, 4, 5]
@@ -109,12 +109,44 @@ def test_two_agents_interleaved():
     assert sum(a_rows) != pytest.approx(0.0)
 
 
-def test_alpha_weights_parent_against_siblings():
+def test_lam_weights_the_siblings_as_in_the_paper():
+    # Eq. 3: b = (1 - λ) r_parent + λ mean(siblings); raising λ leans on the siblings
     t = build([(0, "a", 0.2), (1, "a", 0.6), (1, "b", 1.0)])
-    only_parent = shape_rewards(t, alpha=1.0, beta=1.0)
-    only_sibs = shape_rewards(t, alpha=0.0, beta=1.0)
+    only_parent = shape_rewards(t, lam=0.0, beta=1.0)
+    only_sibs = shape_rewards(t, lam=1.0, beta=1.0)
     assert only_parent[2] == pytest.approx(0.6 + (0.6 - 0.2))
     assert only_sibs[2] == pytest.approx(0.6 + (0.6 - 1.0))
+    # λ = 0.3 by hand: node 2: b = 0.7 * 0.2 + 0.3 * 1.0 = 0.44 -> 0.6 + 0.5 * 0.16 = 0.68
+    #                  node 3: b = 0.7 * 0.2 + 0.3 * 0.6 = 0.32 -> 1.0 + 0.5 * 0.68 = 1.34
+    assert shape_rewards(t, lam=0.3, beta=0.5) == pytest.approx({1: 0.2, 2: 0.68, 3: 1.34})
+
+
+def test_lam_hand_computed_tree_with_root_siblings_and_an_only_child():
+    # root children 1, 2, 3; node 4 only child of 1; nodes 5, 6 children of 2; λ = 0.25, β = 0.4
+    t = build([(0, "a", 0.0), (0, "b", 0.5), (0, "a", 1.0), (1, "b", 0.25), (2, "a", 1.0),
+               (2, "b", 0.0)])
+    want = {
+        1: 0.0 + 0.4 * (0.0 - 0.75),                       # root child: sibling mean (0.5+1)/2
+        2: 0.5 + 0.4 * (0.5 - 0.5),                        # sibling mean (0+1)/2
+        3: 1.0 + 0.4 * (1.0 - 0.25),                       # sibling mean (0+0.5)/2
+        4: 0.25 + 0.4 * (0.25 - 0.0),                      # only child: b = r_parent = 0
+        5: 1.0 + 0.4 * (1.0 - (0.75 * 0.5 + 0.25 * 0.0)),  # b = (1-λ) r_2 + λ r_6
+        6: 0.0 + 0.4 * (0.0 - (0.75 * 0.5 + 0.25 * 1.0)),  # b = (1-λ) r_2 + λ r_5
+    }
+    shaped = shape_rewards(t, lam=0.25, beta=0.4)
+    assert shaped == pytest.approx(want, abs=1e-12)
+    adv = tree_advantages(t, lam=0.25, beta=0.4)
+    assert list(adv.values()) == pytest.approx(grpo(list(want.values())), abs=1e-12)
+
+
+def test_old_alpha_is_refused_with_what_changed():
+    t = build([(0, "a", 0.2), (1, "a", 0.6)])
+    for fn in (shape_rewards, tree_advantages, node_records):
+        with pytest.raises(TypeError, match=r"lam = 1 - alpha") as err:
+            fn(t, alpha=0.5)
+        assert "weights the siblings" in str(err.value)
+        with pytest.raises(TypeError, match="by name"):   # old positional (tree, alpha, beta)
+            fn(t, 0.5, 0.5)
 
 
 def test_beta_zero_is_plain_grpo():
@@ -148,8 +180,10 @@ def test_rewards_override():
 
 def test_argument_checks():
     t = build([(0, "a", 0.3)])
-    with pytest.raises(ValueError, match="alpha"):
-        shape_rewards(t, alpha=1.5)
+    with pytest.raises(ValueError, match="lam"):
+        shape_rewards(t, lam=1.5)
+    with pytest.raises(ValueError, match="lam"):
+        shape_rewards(t, lam=float("nan"))
     with pytest.raises(ValueError, match="beta"):
         shape_rewards(t, beta=-0.1)
     with pytest.raises(ValueError, match="eps"):
@@ -176,7 +210,7 @@ def trees(draw, min_nodes=1):
     return t
 
 
-def slow_shape(t, alpha, beta):
+def slow_shape(t, lam, beta):
     """Eqs. 3–5 written out per node, the long way, as the reference."""
     out = {}
     for n in t.nodes():
@@ -185,7 +219,7 @@ def slow_shape(t, alpha, beta):
             g = 0.0 if not sibs else n.reward - statistics.fmean(sibs)
         else:
             rp = t[n.parent].reward
-            b = rp if not sibs else alpha * rp + (1 - alpha) * statistics.fmean(sibs)
+            b = rp if not sibs else (1 - lam) * rp + lam * statistics.fmean(sibs)
             g = n.reward - b
         out[n.id] = n.reward + beta * g
     return out
@@ -193,8 +227,9 @@ def slow_shape(t, alpha, beta):
 
 @settings(max_examples=80, deadline=None)
 @given(trees(), st.floats(0, 1), st.floats(0, 2))
-def test_shaping_matches_the_equations(t, alpha, beta):
-    assert shape_rewards(t, alpha, beta) == pytest.approx(slow_shape(t, alpha, beta), abs=1e-9)
+def test_shaping_matches_the_equations(t, lam, beta):
+    assert shape_rewards(t, lam=lam, beta=beta) == pytest.approx(slow_shape(t, lam, beta),
+                                                                 abs=1e-9)
 
 
 @settings(max_examples=80, deadline=None)
@@ -209,8 +244,8 @@ def test_beta_zero_property(t):
 
 @settings(max_examples=80, deadline=None)
 @given(trees(min_nodes=2), st.floats(0, 1), st.floats(0, 1))
-def test_advantages_are_normalised(t, alpha, beta):
-    adv = tree_advantages(t, alpha, beta)
+def test_advantages_are_normalised(t, lam, beta):
+    adv = tree_advantages(t, lam=lam, beta=beta)
     assert set(adv) == {n.id for n in t.nodes()}
     vals = list(adv.values())
     if adv.degenerate:

@@ -118,6 +118,43 @@ def test_example_configs_load():
         and paper[0].learning_rate == 1e-6
         and paper[0].budget in (8, 16)
     )
+    # the paper's choices, each commented with its source in the files
+    mars2 = paper[0]
+    assert mars2.refine_scope == "own" and mars2.shaping_lambda == 0.5
+    assert mars2.kl_bias_correction is False and mars2.kl_beta == 1e-3 and mars2.tis_cap == 2.0
+    assert (mars2.epsilon, mars2.epsilon_high) == (3e-4, 4e-4)
+    assert mars2.importance_sampling_level == "sequence"
+    # rollout batch 512, train batch 256: two optimizer steps per batch of samples
+    assert mars2.buffer_threshold == 512 and mars2.optimizer_steps_per_batch == 2
+    text = (CONFIGS / "mars2_qwen3_8b.yaml").read_text()
+    for key in ("refine_scope", "shaping_lambda", "optimizer_steps_per_batch",
+                "kl_bias_correction", "tis_cap", "epsilon_high"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(key + ":"))
+        assert "#" in line, f"{key} has no comment citing its source"
+
+
+def test_old_shaping_alpha_is_refused_saying_what_changed(tmp_path, capsys):
+    from train.config import Mars2TrainConfig
+
+    with pytest.raises(ValueError, match="shaping_lambda = 1 - shaping_alpha"):
+        Mars2TrainConfig.from_dict({"shaping_alpha": 0.3})
+    p = tmp_path / "old.yaml"
+    p.write_text("shaping_alpha: 0.3\n")
+    assert main(["train", "--config", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert "weights the siblings instead of the parent" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--shaping-alpha", "0.3", "--out", str(tmp_path / "o")])
+    assert "replaced by shaping_lambda" in capsys.readouterr().err
+    args = _train_args(["--shaping-lambda", "0.25", "--refine-scope", "any",
+                        "--optimizer-steps-per-batch", "2", "--kl-bias-correction"])
+    from mars2_cli.train_cmd import build_config
+
+    cfg, _, _ = build_config(args)
+    assert (cfg.shaping_lambda, cfg.refine_scope, cfg.optimizer_steps_per_batch,
+            cfg.kl_bias_correction) == (0.25, "any", 2, True)
+    with pytest.raises(ValueError, match="optimizer_steps_per_batch"):
+        Mars2TrainConfig(buffer_threshold=8, per_device_train_batch_size=4,
+                         optimizer_steps_per_batch=3)
 
 
 def test_filter_keeps_only_problems_some_samples_solve(tmp_path, demo_problems):

@@ -190,3 +190,60 @@ def test_episode_end_is_termination_in_all_three_apis(problems, executor):
     assert (fin.terminated, fin.truncated) == (True, False)
     assert all(aec.terminations.values()) and not any(aec.truncations.values())
     assert (gym_term, gym_trunc) == (True, False)
+
+
+class _Recorder:
+    """A fake agent that records when it is called; `asynchronous` ones answer later."""
+
+    def __init__(self, name, log, asynchronous=False):
+        self.name, self.log = name, log
+        if asynchronous:
+            self.generate_async = self._start
+
+    def generate(self, observations):
+        self.log.append(("generate", self.name))
+        return [f"{self.name}:{o['budget_left']}" for o in observations]
+
+    def _start(self, observations):
+        self.log.append(("start", self.name))
+        agent = self
+
+        class Pending:
+            def result(self):
+                agent.log.append(("result", agent.name))
+                return [f"{agent.name}:{o['budget_left']}" for o in observations]
+
+        return Pending()
+
+
+def test_respond_starts_asynchronous_agents_before_waiting(problems, executor):
+    from mars2_env.vector import respond
+
+    search = BatchedSearch(problems, AGENTS, 4, executor=executor, seed=3, expansions_per_tree=2,
+                           scheduler_factory=lambda: ParallelSampling(AGENTS))
+    batch = search.pending()
+    assert set(batch) == set(AGENTS)
+    log: list = []
+    agents = {"coder_0": _Recorder("coder_0", log), "coder_1": _Recorder("coder_1", log, True)}
+    out = respond(agents, batch)
+    assert log == [("start", "coder_1"), ("generate", "coder_0"), ("result", "coder_1")]
+    assert list(out) == list(batch)
+    for name, items in batch.items():
+        assert out[name] == [f"{name}:{p.observation['budget_left']}" for p in items]
+    with pytest.raises(KeyError, match="no agent object for"):
+        respond({"coder_0": agents["coder_0"]}, batch)
+
+
+def test_run_takes_agent_objects(problems, executor):
+    def fenced(name):
+        class Agent:
+            def generate(self, observations):
+                return [f"```python\nprint({len(o['statement'])})\n```" for o in observations]
+        return Agent()
+
+    agents = {a: fenced(a) for a in AGENTS}
+    policy = lambda agent, obs: agents[agent].generate(obs)  # noqa: E731
+    by_objects = BatchedSearch(problems, AGENTS, 3, executor=executor, seed=5).run(agents)
+    by_policy = BatchedSearch(problems, AGENTS, 3, executor=executor, seed=5).run(policy)
+    assert [f.tree.to_dict() for f in by_objects] == [f.tree.to_dict() for f in by_policy]
+    assert len(by_objects) == len(problems)

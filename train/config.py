@@ -22,6 +22,22 @@ MODES = ("grpo", "rs2", "mars2")
 #: Old option names still read (with a warning): one name per option across `mars2` commands.
 DEPRECATED_NAMES = {"trees_per_round": "max_trees", "workers": "executor_workers"}
 
+#: options that were renamed or removed, and what to write instead (said when one is used)
+RENAMED_OPTIONS = {
+    "shaping_alpha": (
+        "shaping_alpha was replaced by shaping_lambda, the paper's λ (Eq. 3), which weights the "
+        "siblings instead of the parent: b = (1 - λ) * r_parent + λ * mean(r_siblings). "
+        "shaping_alpha weighted the parent, so the same baseline is shaping_lambda = "
+        "1 - shaping_alpha"
+    ),
+}
+
+
+def renamed_option_error(name: str, source: str = "config") -> str | None:
+    """The message for a renamed option (``name`` with dashes or underscores), else None."""
+    msg = RENAMED_OPTIONS.get(str(name).replace("-", "_").lstrip("_"))
+    return None if msg is None else f"{source}: {msg}"
+
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, list):
@@ -56,10 +72,16 @@ class Mars2TrainConfig:
     expansions_per_tree: int = _f(1, "expansions one tree may have in flight per generation batch")
     tests: str = _f("all", "tests that reward a node during training: public, private or all")
     prior: str = _f("beta", "Thompson-sampling prior of the tree scheduler (rs2/mars2)")
-    shaping_alpha: float = _f(
+    refine_scope: str = _f(
+        "own",
+        "which nodes an agent may refine (rs2/mars2): own = only nodes it wrote itself (the "
+        "paper, §2.1), any = any node of the shared tree",
+        choices=("own", "any"),
+    )
+    shaping_lambda: float = _f(
         0.5,
-        "tree-consistent shaping baseline b = alpha * r_parent + (1 - alpha) * mean(r_siblings) "
-        "(mars2_env.rewards)",
+        "λ of tree-consistent shaping (Eq. 3): baseline b = (1 - λ) * r_parent + "
+        "λ * mean(r_siblings); λ weights the siblings (mars2_env.rewards)",
     )
     shaping_beta: float = _f(
         0.5, "shaping strength: shaped = r + beta * (r - b); grpo mode uses 0 (raw rewards)"
@@ -88,7 +110,16 @@ class Mars2TrainConfig:
     per_device_train_batch_size: int = _f(
         4, "micro-batch size; buffer_threshold must be a multiple of it"
     )
-    num_iterations: int = _f(1, "optimizer steps per buffer batch (mu in GRPO)")
+    optimizer_steps_per_batch: int = _f(
+        1,
+        "optimizer steps per buffer batch: the batch is split into this many train batches, each "
+        "one optimizer step, so every step after the first is off-policy and GSPO's clip can "
+        "engage (the paper: rollout batch 512, train batch 256 -> 2). TRL's "
+        "steps_per_generation / gradient_accumulation_steps",
+    )
+    num_iterations: int = _f(
+        1, "passes over each buffer batch (mu in GRPO); each pass takes optimizer_steps_per_batch steps"
+    )
     learning_rate: float = _f(1e-6, "AdamW learning rate")
     lr_scheduler_type: str = _f(
         "constant", "transformers LR schedule (constant, linear, cosine, ...)"
@@ -104,6 +135,11 @@ class Mars2TrainConfig:
     epsilon_high: float = _f(4e-4, "upper clipping range of the importance ratio")
     kl_beta: float = _f(
         1e-3, "KL coefficient to the frozen initial model (k3 estimator); 0 drops the reference"
+    )
+    kl_bias_correction: bool = _f(
+        False,
+        "TRL's use_bias_correction_kl: multiply the k3 KL by the importance ratio. The paper uses "
+        "plain k3 (false); TRL's own default is true",
     )
     tis_cap: float | None = _f(
         2.0, "truncated importance sampling cap C in min(pi_train/pi_rollout, C); none disables"
@@ -127,6 +163,11 @@ class Mars2TrainConfig:
         [], "TRL/transformers loggers besides metrics.jsonl: tensorboard, wandb, ..."
     )
     executor_workers: int | None = _f(None, "sandbox workers (default: one per core)")
+    time_limit_policy: str = _f(
+        "dataset",
+        "per-test time limit: dataset (each problem's own), SECONDS for every test, or xFACTOR "
+        "times the dataset's (mars2_env.problems.TimeLimitPolicy)",
+    )
     torch_threads: int | None = _f(
         None, "torch CPU threads (default: cores the executor leaves free)"
     )
@@ -178,6 +219,12 @@ class Mars2TrainConfig:
                 raise ValueError(f"Mars2TrainConfig: {msg}")
 
         need(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
+        try:
+            from mars2_env.problems import TimeLimitPolicy
+
+            TimeLimitPolicy.parse(self.time_limit_policy)
+        except ValueError as e:
+            need(False, f"time_limit_policy: {e}")
         need(
             isinstance(self.agents, list) and len(self.agents) >= 1,
             "agents must list at least one agent spec",
@@ -204,7 +251,11 @@ class Mars2TrainConfig:
             self.tests in ("public", "private", "all"),
             f"tests must be public, private or all, got {self.tests!r}",
         )
-        for name in ("shaping_alpha", "shaping_beta"):
+        need(
+            self.refine_scope in ("own", "any"),
+            f"refine_scope must be own or any, got {self.refine_scope!r}",
+        )
+        for name in ("shaping_lambda", "shaping_beta"):
             v = getattr(self, name)
             need(0 <= v <= 1, f"{name} must be in [0, 1], got {v}")
         need(self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
@@ -232,6 +283,18 @@ class Mars2TrainConfig:
             and self.buffer_threshold % self.per_device_train_batch_size == 0,
             f"buffer_threshold ({self.buffer_threshold}) must be a multiple of per_device_train_batch_size "
             f"({self.per_device_train_batch_size})",
+        )
+        need(
+            self.optimizer_steps_per_batch >= 1,
+            f"optimizer_steps_per_batch must be >= 1, got {self.optimizer_steps_per_batch}",
+        )
+        need(
+            self.buffer_threshold
+            % (self.per_device_train_batch_size * self.optimizer_steps_per_batch) == 0,
+            f"buffer_threshold ({self.buffer_threshold}) must be a multiple of "
+            f"per_device_train_batch_size ({self.per_device_train_batch_size}) x "
+            f"optimizer_steps_per_batch ({self.optimizer_steps_per_batch}): each optimizer step "
+            "takes a whole number of micro-batches",
         )
         need(self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}")
         need(self.learning_rate >= 0, f"learning_rate must be >= 0, got {self.learning_rate}")
@@ -284,6 +347,9 @@ class Mars2TrainConfig:
         kwargs = {}
         for key, value in data.items():
             k = str(key).replace("-", "_")
+            renamed = renamed_option_error(k, source)
+            if renamed:
+                raise ValueError(renamed)
             if k in DEPRECATED_NAMES:
                 new = DEPRECATED_NAMES[k]
                 print(f"mars2: option {key!r} in {source} is deprecated and will be removed; use "

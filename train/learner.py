@@ -30,33 +30,41 @@ def make_grpo_config(
     output_dir: str | os.PathLike,
     buffer_threshold: int,
     micro_batch_size: int,
+    optimizer_steps_per_batch: int = 1,
     **overrides: Any,
 ) -> GRPOConfig:
     """GRPOConfig whose generation batch is one buffer batch.
 
     ``generation_batch_size = buffer_threshold`` samples per update, split into
-    ``steps_per_generation = buffer_threshold / micro_batch_size`` micro-batches whose
-    gradients accumulate into one optimizer step (``gradient_accumulation_steps`` equal
-    to it); ``num_iterations`` > 1 re-uses the batch for more optimizer steps.
+    ``steps_per_generation = buffer_threshold / micro_batch_size`` micro-batches. Their
+    gradients accumulate in ``gradient_accumulation_steps = steps_per_generation /
+    optimizer_steps_per_batch`` micro-batches per optimizer step, so one buffer batch gives
+    ``optimizer_steps_per_batch`` optimizer steps (the paper's rollout batch 512 / train batch
+    256 is 2); every step after the first trains on samples scored by the weights before it,
+    which is where GSPO's clipping acts. ``num_iterations`` > 1 repeats the whole batch.
+    The KL is plain k3 (``use_bias_correction_kl=False``), as in the paper.
     ``num_generations`` only has to satisfy TRL's checks (groups come from the trees).
     """
-    if micro_batch_size < 1 or buffer_threshold % micro_batch_size:
+    if optimizer_steps_per_batch < 1:
+        raise ValueError(f"optimizer_steps_per_batch must be >= 1, got {optimizer_steps_per_batch}")
+    if micro_batch_size < 1 or buffer_threshold % (micro_batch_size * optimizer_steps_per_batch):
         raise ValueError(
             f"buffer_threshold ({buffer_threshold}) must be a multiple of per_device_train_batch_size "
-            f"({micro_batch_size})"
+            f"({micro_batch_size}) x optimizer_steps_per_batch ({optimizer_steps_per_batch})"
         )
     steps = buffer_threshold // micro_batch_size
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
         per_device_train_batch_size=micro_batch_size,
         steps_per_generation=steps,
-        gradient_accumulation_steps=steps,
+        gradient_accumulation_steps=steps // optimizer_steps_per_batch,
         num_generations=smallest_group(buffer_threshold),
         importance_sampling_level="sequence",
         loss_type="grpo",
         epsilon=3e-4,
         epsilon_high=4e-4,
         beta=1e-3,
+        use_bias_correction_kl=False,
         learning_rate=1e-6,
         lr_scheduler_type="constant",
         bf16=False,
@@ -104,10 +112,11 @@ class Learner:
         t.create_optimizer()
         t.model_wrapped, t.optimizer = t.accelerator.prepare(t.model, t.optimizer)
         t.create_scheduler(
-            num_training_steps=self.max_updates * t.num_iterations, optimizer=t.optimizer
+            num_training_steps=self.max_updates * self.optimizer_steps_per_update,
+            optimizer=t.optimizer,
         )
         t.state = TrainerState()
-        t.state.max_steps = self.max_updates * t.num_iterations
+        t.state.max_steps = self.max_updates * self.optimizer_steps_per_update
         t.state.logging_steps = 1
         t.state.train_batch_size = args.per_device_train_batch_size
         for attr in ("model", "optimizer", "lr_scheduler"):
@@ -119,6 +128,13 @@ class Learner:
     @property
     def done(self) -> bool:
         return self.updates >= self.max_updates
+
+    @property
+    def optimizer_steps_per_update(self) -> int:
+        """Optimizer steps one update takes: steps per buffer batch x passes (num_iterations)."""
+        args = self.trainer.args
+        micro = args.steps_per_generation * self.trainer.num_iterations
+        return -(-micro // args.gradient_accumulation_steps)
 
     def ready(self) -> bool:
         """True when the buffer holds a full batch and updates remain."""
@@ -144,7 +160,8 @@ class Learner:
         model = t.model_wrapped
         start = time.perf_counter()
         t.current_gradient_accumulation_steps = args.gradient_accumulation_steps
-        losses: list[float] = []
+        step_losses: list[float] = []  # the objective of each optimizer step
+        window = 0.0
         grad_norm = None
         learning_rate = None
         model.zero_grad()
@@ -153,8 +170,12 @@ class Learner:
             t.accelerator.gradient_state._set_sync_gradients(sync)
             if i % args.gradient_accumulation_steps == 0:
                 t.control = t.callback_handler.on_step_begin(args, t.state, t.control)
-            losses.append(float(t.training_step(model, samples, None)))
+            # TRL returns each micro-batch's loss already divided by gradient_accumulation_steps
+            # (what it back-propagates), so their sum over a window is that step's objective
+            window += float(t.training_step(model, samples, None))
             if sync:
+                step_losses.append(window)
+                window = 0.0
                 grad_norm = (
                     t._clip_grad_norm(model)
                     if args.max_grad_norm and args.max_grad_norm > 0
@@ -175,7 +196,8 @@ class Learner:
         tokens = sum(len(s.prompt_ids) + len(s.completion_ids) for s in samples)
         t.state.num_input_tokens_seen += tokens
         logs: dict[str, Any] = {
-            "loss": sum(losses) / len(losses),
+            "loss": sum(step_losses) / len(step_losses),
+            "optimizer_steps": len(step_losses),
             "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
             "learning_rate": float(learning_rate) if learning_rate is not None else float("nan"),
             "update": self.updates,

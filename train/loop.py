@@ -187,11 +187,13 @@ class TrainLoop:
                 self.out / "learners" / name,
                 cfg.buffer_threshold,
                 cfg.per_device_train_batch_size,
+                optimizer_steps_per_batch=cfg.optimizer_steps_per_batch,
                 importance_sampling_level=cfg.importance_sampling_level,
                 loss_type=cfg.loss_type,
                 epsilon=cfg.epsilon,
                 epsilon_high=cfg.epsilon_high,
                 beta=cfg.kl_beta,
+                use_bias_correction_kl=cfg.kl_bias_correction,
                 learning_rate=cfg.learning_rate,
                 lr_scheduler_type=cfg.lr_scheduler_type,
                 warmup_steps=cfg.warmup_steps,
@@ -222,8 +224,10 @@ class TrainLoop:
     def executor(self) -> Any:
         if self._executor is None:
             from mars2_env.execution import Executor
+            from mars2_env.problems import TimeLimitPolicy
 
-            self._executor = Executor(max_workers=self.cfg.executor_workers)
+            limits = TimeLimitPolicy.parse(self.cfg.time_limit_policy).executor_options()
+            self._executor = Executor(max_workers=self.cfg.executor_workers, **limits)
         return self._executor
 
     @property
@@ -247,7 +251,8 @@ class TrainLoop:
         return [list(self.names)] if self.cfg.mode == "mars2" else [[n] for n in self.names]
 
     def shaping(self) -> tuple[float, float]:
-        return self.cfg.shaping_alpha, (0.0 if self.cfg.mode == "grpo" else self.cfg.shaping_beta)
+        """(λ, β) of tree-consistent shaping; grpo uses β = 0 (raw rewards, group-normalised)."""
+        return self.cfg.shaping_lambda, (0.0 if self.cfg.mode == "grpo" else self.cfg.shaping_beta)
 
     def round_problems(self, r: int) -> list[Any]:
         """Problems of round ``r``: a pure function of (seed, r), each epoch a fresh permutation."""
@@ -264,7 +269,9 @@ class TrainLoop:
 
         if self.cfg.mode == "grpo":
             return lambda: ParallelSampling(list(agents))
-        return lambda: ThompsonScheduler(list(agents), prior=self.cfg.prior)
+        return lambda: ThompsonScheduler(
+            list(agents), prior=self.cfg.prior, refine_scope=self.cfg.refine_scope
+        )
 
     def _log(self, row: dict[str, Any]) -> None:
         with open(self.metrics_path, "a") as f:
@@ -276,7 +283,7 @@ class TrainLoop:
 
         cfg, r = self.cfg, self.round
         t0 = time.perf_counter()
-        alpha, beta = self.shaping()
+        lam, beta = self.shaping()
         problems = self.round_problems(r)
         judge = None if cfg.tests == "all" else "private"
         searches = [
@@ -289,7 +296,7 @@ class TrainLoop:
                 expansions_per_tree=cfg.expansions_per_tree,
                 tests=cfg.tests,
                 judge_tests=judge,
-                alpha=alpha,
+                lam=lam,
                 beta=beta,
                 seed=derive_seed(cfg.seed, "search", r, gi),
             )
@@ -363,7 +370,7 @@ class TrainLoop:
         from mars2_env.rewards import node_records, overlong_penalty, tree_advantages
 
         cfg = self.cfg
-        alpha, beta = self.shaping()
+        lam, beta = self.shaping()
         tree = ft.tree
         max_len, buf = cfg.overlong
         nodes = tree.nodes()
@@ -372,7 +379,7 @@ class TrainLoop:
             length = len(n.token_ids) if n.token_ids is not None else 0
             pen = overlong_penalty(length, max_len, buf) if buf > 0 else 0.0
             rewards[n.id] = float(n.reward) + float(pen)
-        adv = tree_advantages(tree, alpha=alpha, beta=beta, rewards=rewards)
+        adv = tree_advantages(tree, lam=lam, beta=beta, rewards=rewards)
         stats["trees"] += 1
         stats["nodes"] += len(nodes)
         stats["solved"] += int(bool(ft.solved))
@@ -399,7 +406,7 @@ class TrainLoop:
         if adv.degenerate:
             stats["degenerate"] += 1
             return
-        for row in node_records(tree, alpha=alpha, beta=beta, rewards=rewards):
+        for row in node_records(tree, lam=lam, beta=beta, rewards=rewards):
             node = tree.node(row["node_id"])
             key = (gi, ft.index, node.agent, node.parent, tuple(node.token_ids or ()))
             if node.token_ids is None or key not in rollouts or not rollouts[key][0]:

@@ -1,0 +1,303 @@
+"""`RayExecutor`: the `Executor` API over executor actors spread across a Ray cluster.
+
+Each actor holds a local warm `mars2_env.execution.Executor` (its own sandboxed worker
+processes). `run_many` splits the items into one contiguous batch per actor, sized by test
+count and the actor's workers, so a round costs one round trip per actor (~1.3 ms) rather than
+one per program. A problem crosses to an actor once; later items name it by key, and test lists
+equal to its public / private / all tests travel as that word.
+
+An actor that dies (``ray.kill``, its process or node lost) is replaced by a new actor on the
+same planned node (or any node, if that one is gone) and its whole batch is re-run there: every
+item gets exactly one result, from exactly one actor, and the verdicts are those of a local
+`Executor` (grading is deterministic).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from mars2_env.problems import Problem, TestCase
+from mars2_ray.actors import ActorSlot, unplaced
+from mars2_ray.placement import Placement
+from mars2_ray.runtime import is_actor_death, require_ray
+
+__all__ = ["RayExecutor", "ExecutorActor"]
+
+_TEST_SETS = ("public", "private", "all")
+
+
+class ExecutorActor:
+    """Runs in a Ray worker: one warm `Executor` and the problems sent to it so far."""
+
+    def __init__(self, max_workers: int, executor_kwargs: dict[str, Any]) -> None:
+        from mars2_env.execution import Executor
+
+        self.executor = Executor(max_workers=max_workers, **executor_kwargs)
+        self.problems: dict[str, Problem] = {}
+
+    def ready(self) -> dict[str, Any]:
+        """Start the worker servers; where this actor runs and its sandbox mode."""
+        import ray
+
+        self.executor.run_many([])
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+                "mode": self.executor.mode, "workers": self.executor.max_workers,
+                "niceness": os.nice(0),
+                "server_pids": [w.proc.pid for w in self.executor._pool.workers]}
+
+    def run_many(self, new_problems: dict[str, Problem], items: list[tuple[str, str, Any]],
+                 stop_on_first_failure: bool) -> list[Any]:
+        self.problems.update(new_problems)
+        return self.executor.run_many([(self.problems[k], code, tests) for k, code, tests in items],
+                                      stop_on_first_failure=stop_on_first_failure)
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+class RayExecutor:
+    """Drop-in `Executor` whose programs run in Ray executor actors.
+
+    Args:
+        actors: number of executor actors (ignored when `placements` is given).
+        workers_per_actor: sandbox worker processes (and reserved CPUs) of each actor.
+        placements: planned actors (`mars2_ray.placement`); each actor's CPUs are its workers.
+        max_retries: how many times one batch may be re-run on replacement actors before the
+            run fails (a batch that kills every actor it reaches is not retried forever).
+        start_timeout: seconds to wait for the actors to start before saying which did not
+            (an actor waits for its CPUs while other jobs hold them).
+        **executor_kwargs: passed to each actor's `Executor` (``sandbox=``, limits).
+
+    Needs a connected Ray (``ray.init`` or `mars2_ray.runtime.connect`).
+    """
+
+    def __init__(self, actors: int = 1, workers_per_actor: int = 1, *,
+                 placements: Sequence[Placement] | None = None, max_retries: int = 3,
+                 start_timeout: float = 600.0, **executor_kwargs: Any) -> None:
+        require_ray()
+        if placements is None:
+            if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
+                raise ValueError(f"actors must be an int >= 1, got {actors!r}")
+            if isinstance(workers_per_actor, bool) or not isinstance(workers_per_actor, int) \
+                    or workers_per_actor < 1:
+                raise ValueError(f"workers_per_actor must be an int >= 1, got {workers_per_actor!r}")
+            placements = [unplaced("executor", f"executor-{i}", workers_per_actor)
+                          for i in range(actors)]
+        placements = list(placements)
+        if not placements:
+            raise ValueError("RayExecutor needs at least one executor actor")
+        for p in placements:
+            if p.request.cpus < 1:
+                raise ValueError(f"{p.name} has {p.request.cpus} CPUs; an executor actor needs >= 1")
+        self.max_retries = int(max_retries)
+        self.start_timeout = float(start_timeout)
+        self._executor_kwargs = dict(executor_kwargs)
+        self.slots = [ActorSlot(ExecutorActor, (int(p.request.cpus), self._executor_kwargs), p)
+                      for p in placements]
+        self._known: list[set[str]] = [set() for _ in self.slots]
+        self._keys: dict[str, list[Problem]] = {}   # problem id -> distinct Problem objects seen
+        self._info: list[dict[str, Any] | None] = [None] * len(self.slots)
+        self.mode: str | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ info
+    @property
+    def max_workers(self) -> int:
+        return sum(int(s.placement.request.cpus) for s in self.slots)
+
+    @property
+    def restarts(self) -> int:
+        """Actors replaced so far (all slots)."""
+        return sum(s.restarts for s in self.slots)
+
+    def actor_info(self) -> list[dict[str, Any]]:
+        """Per actor: pid, node id, sandbox mode, workers and their server pids (starts them)."""
+        ray = require_ray()
+        started = {i: s.handle.ready.remote() for i, s in enumerate(self.slots)
+                   if self._info[i] is None}
+        _, waiting = ray.wait(list(started.values()), num_returns=len(started),
+                              timeout=self.start_timeout)
+        if waiting:
+            late = [self.slots[i] for i, ref in started.items() if ref in waiting]
+            raise TimeoutError(
+                f"{len(late)} executor actor(s) did not start within {self.start_timeout:g} s: "
+                + ", ".join(f"{s.name} ({s.placement.request.cpus:g} CPUs)" for s in late)
+                + "; the cluster may not have those CPUs free (see `ray status`)")
+        for i, ref in started.items():  # all actors start at once
+            try:
+                self._info[i] = ray.get(ref)
+            except Exception as exc:
+                if not is_actor_death(exc):
+                    raise
+                self._replace(i)
+                self._info[i] = self._call(i, lambda h: h.ready.remote())
+        self.mode = self.mode or (self._info[0] or {}).get("mode")
+        return [dict(x) for x in self._info if x is not None]
+
+    # ------------------------------------------------------------------ the API
+    def run(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
+            stop_on_first_failure: bool = True) -> Any:
+        """Judge ``code`` on ``problem``'s tests ("public" | "private" | "all" | a list)."""
+        return self.run_many([(problem, code, tests)],
+                             stop_on_first_failure=stop_on_first_failure)[0]
+
+    def run_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
+                 stop_on_first_failure: bool = True) -> list[Any]:
+        """Judge many ``(problem, code)`` or ``(problem, code, tests)`` items across the actors;
+        results come back in the order of ``items``."""
+        if self._closed:
+            raise RuntimeError("this RayExecutor is closed")
+        ray = require_ray()
+        encoded, costs = self._encode(items, tests)
+        if self.mode is None:
+            self.actor_info()
+        if not encoded:
+            return []
+        batches = self._split(costs)
+        stop = bool(stop_on_first_failure)
+        results: list[Any] = [None] * len(encoded)
+        attempts = [0] * len(self.slots)
+        running: dict[Any, tuple[int, int, int]] = {}
+
+        def send(i: int, lo: int, hi: int) -> None:
+            new = self._new_problems(i, encoded[lo:hi])
+            ref = self.slots[i].handle.run_many.remote(new, encoded[lo:hi], stop)
+            running[ref] = (i, lo, hi)
+
+        for i, (lo, hi) in enumerate(batches):
+            if hi > lo:
+                send(i, lo, hi)
+        while running:
+            done, _ = ray.wait(list(running), num_returns=1)
+            i, lo, hi = running.pop(done[0])
+            try:
+                out = ray.get(done[0])
+            except Exception as exc:
+                if not is_actor_death(exc):
+                    raise
+                attempts[i] += 1
+                if attempts[i] > self.max_retries:
+                    raise RuntimeError(
+                        f"{self.slots[i].name} died {attempts[i]} times running the same "
+                        f"{hi - lo} programs; giving up ({exc})") from exc
+                self._replace(i)
+                send(i, lo, hi)
+                continue
+            if len(out) != hi - lo:
+                raise RuntimeError(f"{self.slots[i].name} returned {len(out)} results for "
+                                   f"{hi - lo} programs")
+            for k, res in enumerate(out):
+                if results[lo + k] is not None:
+                    raise RuntimeError(f"program {lo + k} got two results")
+                results[lo + k] = res
+        return results
+
+    def close(self) -> None:
+        """Stop the actors and their worker processes (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        ray = require_ray()
+        refs = []
+        for i, slot in enumerate(self.slots):
+            if self._info[i] is None:   # never started (or replaced): nothing to close
+                continue
+            try:
+                refs.append(slot.handle.close.remote())
+            except Exception:
+                pass
+        try:
+            ray.wait(refs, num_returns=len(refs), timeout=30)
+        except Exception:
+            pass
+        for slot in self.slots:
+            slot.kill()
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _call(self, i: int, method: Any) -> Any:
+        """``ray.get(method(handle))`` on slot i, replacing a dead actor and retrying."""
+        ray = require_ray()
+        for attempt in range(self.max_retries + 1):
+            try:
+                return ray.get(method(self.slots[i].handle))
+            except Exception as exc:
+                if not is_actor_death(exc) or attempt == self.max_retries:
+                    raise
+                self._replace(i)
+        raise AssertionError("unreachable")
+
+    def _replace(self, i: int) -> None:
+        self.slots[i].replace()
+        self._known[i] = set()
+        self._info[i] = None
+
+    def _key(self, problem: Problem) -> str:
+        """A key naming `problem` on the actors: its id, suffixed if another, different
+        problem with the same id was seen (so a cached problem is never mistaken for it)."""
+        seen = self._keys.setdefault(problem.id, [])
+        for n, p in enumerate(seen):
+            if p is problem or p == problem:
+                return problem.id if n == 0 else f"{problem.id}#{n}"
+        seen.append(problem)
+        n = len(seen) - 1
+        return problem.id if n == 0 else f"{problem.id}#{n}"
+
+    def _encode(self, items: Sequence[tuple], default_tests: Any) -> tuple[list, list[int]]:
+        encoded, costs = [], []
+        self._problems_by_key: dict[str, Problem] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                raise TypeError(f"item {index}: expected (problem, code) or (problem, code, "
+                                f"tests), got {type(item).__name__}")
+            problem, code = item[0], item[1]
+            which = item[2] if len(item) == 3 else default_tests
+            if not isinstance(problem, Problem):
+                raise TypeError(f"item {index}: expected a Problem, got {type(problem).__name__}")
+            if not isinstance(code, str):
+                raise TypeError(f"item {index}: code must be a str, got {type(code).__name__}")
+            key = self._key(problem)
+            self._problems_by_key[key] = problem
+            selected = problem.select_tests(which)
+            if isinstance(which, list):
+                which = next((name for name in _TEST_SETS
+                              if len(problem.select_tests(name)) == len(which)
+                              and problem.select_tests(name) == which), list(which))
+            encoded.append((key, code, which))
+            costs.append(max(1, len(selected)))
+        return encoded, costs
+
+    def _new_problems(self, i: int, batch: list[tuple[str, str, Any]]) -> dict[str, Problem]:
+        new = {}
+        for key, _, _ in batch:
+            if key not in self._known[i]:
+                new[key] = self._problems_by_key[key]
+                self._known[i].add(key)
+        return new
+
+    def _split(self, costs: list[int]) -> list[tuple[int, int]]:
+        """One contiguous range of items per actor, in proportion to its workers (by tests)."""
+        weights = [max(1.0, s.placement.request.cpus) for s in self.slots]
+        total_w = sum(weights)
+        total = sum(costs)
+        bounds, lo, acc, target = [], 0, 0.0, 0.0
+        n = len(costs)
+        for i, w in enumerate(weights):
+            target += total * w / total_w
+            hi = lo
+            if i == len(weights) - 1:
+                hi = n
+            else:
+                while hi < n and acc + costs[hi] / 2 <= target:
+                    acc += costs[hi]
+                    hi += 1
+            bounds.append((lo, hi))
+            lo = hi
+        return bounds

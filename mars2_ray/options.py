@@ -1,0 +1,175 @@
+"""The Ray options of `mars2 search`, `eval` and `bench`: one dataclass and the flags that fill it.
+
+Nothing here imports Ray, so ``--help`` and ``--dry-run`` work where Ray is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["RayOptions", "add_ray_arguments", "ray_options", "LOCAL"]
+
+#: `address` meaning "start a local Ray in this process" (``--ray`` with no address)
+LOCAL = "local"
+
+# flag dest -> RayOptions field (the flags other than --ray itself)
+_FLAGS = {
+    "executor_actors": "executor_actors", "executor_cpus": "executor_cpus",
+    "generation_actors": "generation_actors", "generation_cpus": "generation_cpus",
+    "generation_gpus": "generation_gpus", "rollout_workers": "rollout_workers",
+    "cluster": "cluster", "ray_num_cpus": "num_cpus", "dry_run": "dry_run",
+}
+
+
+@dataclass
+class RayOptions:
+    """Where the heavy calls of a search run when ``--ray`` is given.
+
+    Args:
+        address: ``"local"`` starts a Ray in this process; ``"auto"`` joins the cluster this
+            machine belongs to (``ray start``); ``IP:PORT`` or ``ray://HOST:PORT`` joins that one.
+        executor_actors: executor actors in all (None: one per node).
+        executor_cpus: CPUs of each executor actor = its sandbox worker processes (None: the
+            CPUs its node has left after the generation actors, shared by the node's executors).
+        generation_actors, generation_cpus, generation_gpus: one value for every agent, or a
+            list with one value per agent (in the order of ``--agents``).
+        generation_actors: generation actors per agent (0: agents generate in the search
+            driver's process).
+        generation_cpus: CPUs reserved by each generation actor (None: 1 for hf/vllm agents,
+            0 for scripted and OpenAI-client agents). Given explicitly, an hf agent also uses
+            that many torch threads.
+        generation_gpus: GPUs of each generation actor; a vLLM engine runs tensor-parallel over
+            them (an integer > 1 becomes its ``tensor_parallel_size``).
+        rollout_workers: shards of problems searched by separate rollout-worker actors, each
+            with its own generation and executor actors (1: the driver searches them all).
+        cluster: node specs (``"3:cpus=96,gpus=8"``) to plan against instead of a live cluster.
+        num_cpus: logical CPUs of a local Ray started here (None: all cores).
+        dry_run: print the placement plan and exit without starting anything.
+    """
+
+    address: str = LOCAL
+    executor_actors: int | None = None
+    executor_cpus: float | None = None
+    generation_actors: int | list[int] = 1
+    generation_cpus: float | list[float] | None = None
+    generation_gpus: float | list[float] = 0.0
+    rollout_workers: int = 1
+    cluster: list[str] | None = None
+    num_cpus: int | None = None
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        def whole(name: str, value: object, low: int) -> None:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < low):
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+        def amount(name: str, value: object, low: float) -> None:
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float)) or value < low):
+                raise ValueError(f"{name} must be a number >= {low:g}, got {value!r}")
+
+        if not isinstance(self.address, str) or not self.address.strip():
+            raise ValueError(f"--ray address must be a non-empty string, got {self.address!r}")
+        whole("--executor-actors", self.executor_actors, 1)
+        amount("--executor-cpus", self.executor_cpus, 1)
+        for name in ("generation_actors", "generation_cpus", "generation_gpus"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                if not value:
+                    raise ValueError(f"--{name.replace('_', '-')} needs at least one value")
+                if len(value) == 1:
+                    value = value[0]
+                setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
+        for v in _values(self.generation_actors):
+            whole("--generation-actors", v, 0)
+        for v in _values(self.generation_cpus):
+            amount("--generation-cpus", v, 0)
+        for v in _values(self.generation_gpus):
+            amount("--generation-gpus", v, 0)
+            if v > 1 and not float(v).is_integer():
+                raise ValueError("--generation-gpus above 1 must be a whole number (a "
+                                 f"tensor-parallel engine spans whole GPUs), got {v!r}")
+        whole("--rollout-workers", self.rollout_workers, 1)
+        whole("--ray-num-cpus", self.num_cpus, 1)
+        if self.executor_cpus is not None and not float(self.executor_cpus).is_integer():
+            raise ValueError(f"--executor-cpus must be a whole number (it is the executor's worker "
+                             f"processes), got {self.executor_cpus!r}")
+        if self.rollout_workers > 1 and 0 in _values(self.generation_actors):
+            raise ValueError("--rollout-workers > 1 needs --generation-actors >= 1 (each worker "
+                             "generates through its own generation actors)")
+
+    def per_agent(self, name: str, index: int, agents: int) -> Any:
+        """The value of the per-agent option `name` for agent `index` of `agents`."""
+        value = getattr(self, name)
+        if not isinstance(value, list):
+            return value
+        if len(value) != agents:
+            raise ValueError(f"--{name.replace('_', '-')} has {len(value)} values for {agents} "
+                             "agents: give one value, or one per agent")
+        return value[index]
+
+    def generation_in_actors(self) -> bool:
+        """True when the agents generate in Ray actors (not in the driver's process)."""
+        return any(v > 0 for v in _values(self.generation_actors))
+
+
+def _values(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--ray [ADDRESS]`` and the options that size and place its actors."""
+    g = parser.add_argument_group(
+        "Ray (scale-out)", "run generation and execution in Ray actors; needs the ray extra "
+        "(pip install -e '.[ray]'). Without --ray the options below are refused.")
+    g.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
+                   help="use Ray: no ADDRESS starts a local Ray; 'auto' joins the cluster of "
+                        "`ray start`; IP:PORT or ray://HOST:PORT joins that cluster")
+    g.add_argument("--executor-actors", type=int, default=None, metavar="N",
+                   help="executor actors in all (default: one per node)")
+    g.add_argument("--executor-cpus", type=int, default=None, metavar="C",
+                   help="CPUs = sandbox worker processes per executor actor (default: the CPUs "
+                        "its node has left)")
+    g.add_argument("--generation-actors", type=int, nargs="+", default=None, metavar="N",
+                   help="generation actors per agent, one value or one per agent (default 1; "
+                        "0: that agent generates in the driver)")
+    g.add_argument("--generation-cpus", type=float, nargs="+", default=None, metavar="C",
+                   help="CPUs per generation actor, one value or one per agent (default: 1 for "
+                        "hf/vllm agents, else 0)")
+    g.add_argument("--generation-gpus", type=float, nargs="+", default=None, metavar="G",
+                   help="GPUs per generation actor, one value or one per agent; a vLLM engine is "
+                        "tensor-parallel over them (default 0)")
+    g.add_argument("--rollout-workers", type=int, default=None, metavar="N",
+                   help="shards of problems, each searched by a rollout-worker actor with its "
+                        "own actors (default 1: this process searches them all)")
+    g.add_argument("--cluster", nargs="+", default=None, metavar="SPEC",
+                   help="plan for these nodes instead of a live cluster, e.g. 3:cpus=96,gpus=8 "
+                        "(with --dry-run: check a big cluster's placement on a laptop)")
+    g.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
+                   help="logical CPUs of a local Ray started by --ray without an address "
+                        "(default: all cores)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="with --ray: print which actors go on which node (CPUs/GPUs each) and "
+                        "exit without starting anything")
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions | None:
+    """The `RayOptions` of parsed arguments, or None without ``--ray``.
+
+    A Ray option given without ``--ray`` is an error (it would otherwise be silently ignored).
+    """
+    given = {dest: getattr(args, dest, None) for dest in _FLAGS}
+    if getattr(args, "ray", None) is None:
+        stray = [f"--{d.replace('_', '-')}" for d, v in given.items() if v is not None and v is not False]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} only apply with --ray [ADDRESS]")
+        return None
+    kwargs = {_FLAGS[d]: v for d, v in given.items() if v is not None}
+    known = {f.name for f in fields(RayOptions)}
+    assert set(kwargs) <= known
+    return RayOptions(address=str(args.ray), **kwargs)
