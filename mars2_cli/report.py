@@ -115,8 +115,8 @@ def tree_svg(tree: SearchTree, index: int, agent_shapes: dict[str, str],
 def _node_details(tree: SearchTree, answer: int | None) -> dict[str, Any]:
     from mars2_env.rewards import node_records
 
-    alpha, beta = _shaping(tree)
-    records = {r["node_id"]: r for r in node_records(tree, alpha=alpha, beta=beta)}
+    lam, beta = _shaping(tree)
+    records = {r["node_id"]: r for r in node_records(tree, lam=lam, beta=beta)}
     return {str(n.id): {"agent": n.agent, "parent": n.parent, "depth": n.depth,
                         "reward": n.reward, "shaped_reward": records[n.id]["shaped_reward"],
                         "advantage": records[n.id]["advantage"], "answer": n.id == answer,
@@ -127,10 +127,10 @@ def _node_details(tree: SearchTree, answer: int | None) -> dict[str, Any]:
 
 
 def _shaping(tree: SearchTree) -> tuple[float, float]:
-    """(alpha, beta) the run shaped rewards with, when the tree records them; else the
-    environment defaults (0.5, 0.5)."""
+    """(λ, β) the run shaped rewards with, when the tree records them; else the environment
+    defaults (0.5, 0.5)."""
     meta = tree.metadata or {}
-    return float(meta.get("shaping_alpha", 0.5)), float(meta.get("shaping_beta", 0.5))
+    return float(meta.get("shaping_lambda", 0.5)), float(meta.get("shaping_beta", 0.5))
 
 
 def _yes(value: Any) -> str:

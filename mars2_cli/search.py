@@ -193,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
     problems = load_problems(args.problems)
     if args.limit is not None:
         problems = problems[: args.limit]
+    # the scheduler's options are checked now, before anything slow (agent names are known)
+    factory = scheduler_factory(args.strategy, [f"coder_{i}" for i in range(len(args.agents))],
+                                prior=args.prior, refine_scope=args.refine_scope)
     settings = tree_settings(vars(args))
     if args.resume and trees_path.exists():
         check_resume_settings(out, settings)
@@ -215,8 +218,6 @@ def run(args: argparse.Namespace) -> int:
                 write_json(out / "config.json", {**{k: v for k, v in vars(args).items()
                                                     if not k.startswith("_")},
                                                  "tree_settings": settings})
-                factory = scheduler_factory(args.strategy, list(agents), prior=args.prior,
-                                            refine_scope=args.refine_scope)
                 search_trees(
                     backend, problems, agents, trees_path, strategy=args.strategy,
                     already=len(done), total=len(problems), skip=done_ids, into=saved,
