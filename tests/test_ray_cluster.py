@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -58,7 +57,6 @@ def test_search_joining_the_cluster_writes_the_local_trees(cluster, tmp_path):
     args = ["search", "--problems", "builtin:demo", "--limit", "3", "--budget", "4",
             "--agents", SIM, "random", "--seed", "5"]
     assert main(args + ["--out", str(tmp_path / "local")]) == 0
-    started = time.monotonic()
     res = subprocess.run([sys.executable, "-m", "mars2_cli.main", *args, "--out",
                           str(tmp_path / "ray"), "--ray", c.address, "--executor-actors", "2"],
                          capture_output=True, text=True, timeout=300, check=False)
@@ -66,7 +64,6 @@ def test_search_joining_the_cluster_writes_the_local_trees(cluster, tmp_path):
     assert "2 node(s), 4 CPUs" in res.stderr          # the placement it used
     assert (tmp_path / "ray" / "trees.jsonl").read_text() == \
         (tmp_path / "local" / "trees.jsonl").read_text()
-    assert time.monotonic() - started < 300
 
 
 @pytest.mark.slow
