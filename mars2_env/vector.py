@@ -64,8 +64,12 @@ moved in lock-step, and with per-expansion seeds the trees are the same whatever
 (synchronous rounds, asynchronous, another `max_trees`): only the order in which trees finish,
 and so the order of `FinishedTree` lists (and lines of `mars2 search`'s trees.jsonl), depends on
 timing. What the asynchronous loop does not recover is a tree's own slowest program: a tree
-waits for all k of its expansions (landing them as they arrive would make each selection
-depend on timing, and a tree's content on the machine's load).
+waits for all k of its expansions. ``landing="as_ready"`` lands each expansion as soon as its
+own results are in and selects its replacement at once (k stay in flight, virtual loss on the
+others): with few trees in flight and k > 1 this keeps the executor busy through one slow
+program, but a selection then depends on which results happened to be in, so with k > 1 the
+trees depend on timing and a resumed run no longer repeats an uninterrupted one (with k = 1
+both landings are the same).
 """
 
 from __future__ import annotations
@@ -242,6 +246,9 @@ class BatchedSearch:
             problem id (module docstring). None: a fresh random run (no per-expansion seeds).
         skip: ids of problems already searched (e.g. on resume); they are not searched. Seeds
             are per problem, so the other trees are those of an uninterrupted run.
+        landing: "in_order" (a tree's round lands once all its results are in: trees do not
+            depend on timing) or "as_ready" (each expansion lands when its results are in; with
+            expansions_per_tree > 1 trees then depend on timing; module docstring).
         tests, judge_tests, lam, beta, stop_on_solve, stop_on_first_failure, templates,
         max_text_length: as in `mars2_env.aec.raw_env`.
     """
@@ -254,7 +261,7 @@ class BatchedSearch:
                  lam: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
                  stop_on_first_failure: bool = False, templates: Any = None,
                  max_text_length: int | None = None, seed: int | None = None,
-                 skip: Collection[str] = ()) -> None:
+                 skip: Collection[str] = (), landing: str = "in_order") -> None:
         self.agents = check_agents(agents)
         self._skip = frozenset(skip)
         kw = {} if max_text_length is None else {"max_text_length": max_text_length}
@@ -267,6 +274,9 @@ class BatchedSearch:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if expansions_per_tree is None:
             raise ValueError("expansions_per_tree must be an int >= 1, got None")
+        if landing not in ("in_order", "as_ready"):
+            raise ValueError(f"landing must be 'in_order' or 'as_ready', got {landing!r}")
+        self.landing = landing
         self.max_trees = max_trees
         self.expansions_per_tree = expansions_per_tree
         self._factory = make_scheduler_factory(scheduler_factory, self.agents)
@@ -330,7 +340,7 @@ class BatchedSearch:
         k = self.expansions_per_tree
         for slot in self._slots:
             ep = slot.episode
-            if ep.in_flight:
+            if ep.in_flight and self.landing == "in_order":
                 continue
             while ep.in_flight < k and ep.budget_left > 0 and not ep.done:
                 exp = ep.scheduler.select(ep.tree)
@@ -456,11 +466,17 @@ class BatchedSearch:
         """Land the trees whose results are all in: (trees landed, trees finished)."""
         landed = 0
         for slot in self._slots:
-            if not slot.running or not all(f.done() for w in slot.running for f in w.results):
+            if self.landing == "as_ready":
+                works = [w for w in slot.running if all(f.done() for f in w.results)]
+            elif slot.running and all(f.done() for w in slot.running for f in w.results):
+                works = slot.running
+            else:
+                works = []
+            if not works:
                 continue
             landed += 1
             ep = slot.episode
-            works, slot.running = slot.running, []
+            slot.running = [w for w in slot.running if w not in works]
             for w in works:
                 results = [f.result() for f in w.results]  # an executor failure raises here
                 if self.expansions_per_tree > 1:

@@ -147,3 +147,27 @@ def test_collect_and_submit_without_waiting(problems, executor):
         finished += search.collect(timeout=30)
     assert search.running == 0 and finished == []
     assert sum(map(len, search.pending().values())) == 2  # both trees' next round
+
+
+def test_as_ready_landing_keeps_a_tree_going_past_its_slow_program(problems, executor):
+    """landing="as_ready": the tree's fast expansion lands and is replaced while its slow one
+    runs (in_order would wait for both)."""
+    p = problems[3]
+    asked = []
+
+    def policy(agent, observations):
+        out = []
+        for _ in observations:
+            code = p.metadata["reference_solution"]
+            out.append(f"```python\n{SLOW + code if not asked else code}\n```")
+            asked.append(time.monotonic())
+        return out
+
+    with BatchedSearch([p], AGENTS, budget=4, seed=1, executor=executor, judge_tests=None,
+                       expansions_per_tree=2, landing="as_ready") as search:
+        start = time.monotonic()
+        (finished,) = search.run(policy)
+    assert len(finished.tree) == 4 and search.landed == 4
+    assert len(asked) == 4 and asked[2] - start < 2.5  # the 3rd asked for inside the sleep
+    with pytest.raises(ValueError, match="landing must be"):
+        BatchedSearch([p], AGENTS, landing="whenever")
