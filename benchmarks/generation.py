@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import torch
+    import transformers
 
     from agents.base import derive_seed
     from agents.hf import HFAgent
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         assert all(len(g.completion_token_ids) == args.max_new_tokens for g in gens)
 
     agent.eos_token_ids = {-1}  # no row stops early: both sides decode the same steps
+    transformers.logging.set_verbosity_error()  # (it warns that EOS -1 never stops a row)
     torch.set_num_threads(threads)
     with_agent(observations[:1], [0])  # warm up
     plain(observations[:1], 4)

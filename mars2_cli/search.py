@@ -304,11 +304,12 @@ def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
                 finished_trees.append(fin.tree)
                 progress.tree_done(fin.solved, unused=search.config.budget - len(fin.tree))
 
+        asynchronous = search.order_free(agents)  # else rounds: see BatchedSearch.order_free
         while not search.done:
             save(search.collect(wait=False))
             batch = search.pending()
             if batch:
-                search.submit(respond(agents, batch), wait=False)
+                save(search.submit(respond(agents, batch), wait=not asynchronous))
                 first_batch = first_batch or sum(len(v) for v in batch.values())
             elif not search.done:
                 save(search.collect())

@@ -502,6 +502,10 @@ class BatchedSearch:
         when it takes a third argument (the pending expansions' seeds), or with agent objects
         ``{name: agent}`` (see `respond`). Trees come back in the order they finish."""
         finished: list[FinishedTree] = []
+        if not self.order_free(policy):  # responses depend on the calls' order: keep rounds
+            while not self.done:
+                finished.extend(self.step(policy))
+            return finished
         while not self.done:
             finished.extend(self.collect(wait=False))
             batch = self.pending()
@@ -510,6 +514,18 @@ class BatchedSearch:
             elif not self.done:
                 finished.extend(self.collect())
         return finished
+
+    def order_free(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> bool:
+        """Whether `policy`'s responses depend only on each expansion's own seed (the search has
+        a seed and the policy, or every agent's ``generate``, takes seeds). Only then does `run`
+        go asynchronous: an unseeded agent's answers depend on the order and make-up of its
+        calls, which the asynchronous loop leaves to timing, so `run` keeps lock-step rounds."""
+        if not self._seeded:
+            return False
+        if isinstance(policy, Mapping):
+            return all(_takes(getattr(a, "generate_async", None) or a.generate, keyword="seeds")
+                       for a in policy.values())
+        return _takes(policy, positional=3)
 
     def step(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> list[FinishedTree]:
         """One round: the pending expansions' responses from `policy` (as in `run`), submitted

@@ -113,7 +113,7 @@ def test_a_tree_goes_on_while_another_trees_program_runs(problems, executor):
     a, b = problems[0], problems[3]
     calls = []
 
-    def policy(agent, observations):
+    def policy(agent, observations, seeds):  # takes seeds: run() goes asynchronous
         out = []
         for o in observations:
             mine = a if o["statement"] == a.statement else b
@@ -155,7 +155,7 @@ def test_as_ready_landing_keeps_a_tree_going_past_its_slow_program(problems, exe
     p = problems[3]
     asked = []
 
-    def policy(agent, observations):
+    def policy(agent, observations, seeds):  # takes seeds: run() goes asynchronous
         out = []
         for _ in observations:
             code = p.metadata["reference_solution"]
@@ -169,5 +169,6 @@ def test_as_ready_landing_keeps_a_tree_going_past_its_slow_program(problems, exe
         (finished,) = search.run(policy)
     assert len(finished.tree) == 4 and search.landed == 4
     assert len(asked) == 4 and asked[2] - start < 2.5  # the 3rd asked for inside the sleep
+    assert search.order_free(policy) and not search.order_free(lambda a, obs: obs)
     with pytest.raises(ValueError, match="landing must be"):
         BatchedSearch([p], AGENTS, landing="whenever")
