@@ -1,11 +1,27 @@
 """`HFAgent`: batched sampling with a transformers causal LM (CPU or GPU), with logprobs.
 
-Prompts are rendered with the tokenizer's chat template and left-padded into batches. Each call
-seeds torch's RNG from the agent seed and a call counter inside `torch.random.fork_rng`, so a
-seeded agent repeats its outputs run after run without touching the caller's RNG state. With
-per-request ``seeds`` (what `BatchedSearch` hands out) each prompt is sampled alone from its own
-seed, so its response is the same whatever else is asked with it (exact resumes), at the cost
-of batching.
+Prompts are rendered with the tokenizer's chat template and left-padded into batches. Every row
+of a batch samples from its own `torch.Generator`, seeded from the agent seed and the request's
+seed (per-request ``seeds``, what `BatchedSearch` hands out) or a call counter and the row's
+position (no seeds): `_SeededRows` applies transformers' own temperature / top-k / top-p warpers
+and draws each row's token with ``torch.multinomial(probs, 1, generator=row's)`` - the very
+draw ``generate(do_sample=True)`` makes after ``torch.manual_seed(seed)`` for a batch of one -
+under greedy decoding, so a response depends on its own seed and prompt alone, whatever else is
+in the batch, and the caller's RNG state is never touched. A seeded agent repeats its outputs
+run after run, and batching (of requests, and of agents sharing a model: `generate_together`)
+costs nothing in reproducibility.
+
+One caveat: a left-padded batched forward pass can differ from a lone one in the last float
+bits, which could flip a sampled token only when the row's uniform draw falls within ~1e-7 of a
+boundary between two tokens' cumulative probabilities. Measured on the embedded model
+(`benchmarks/generation.py --check-invariance`): 0 of 64 seeded 96-token responses differed
+between batch 8 and one at a time.
+
+Torch threads follow the phase: unless ``num_threads`` is given, each generation runs with the
+cores that were idle when the agent was made, less the sandbox workers of this process's
+executors that are running tests at that moment (`mars2_env.execution.executor.busy_workers`),
+at least one; the previous thread count is restored afterwards.
+
 Returned logprobs are those of the *unscaled* model distribution (log-softmax of the raw
 logits at temperature 1, before top-p/top-k), i.e. what a learner's forward pass recomputes.
 """
@@ -42,8 +58,8 @@ class HFAgent(BaseAgent):
     The model object is used as is (no copy), so a learner that updates it in place changes
     what this agent samples next. ``top_k=0`` (the default) disables top-k filtering, unlike
     transformers' own default of 50. ``temperature=0`` means greedy decoding.
-    ``num_threads`` sets torch's CPU thread count (process-wide) when the model is on the CPU
-    (default: every core). ``stop_at_code_block=True`` ends a response as soon as it holds a
+    ``num_threads`` fixes torch's CPU thread count for generation when the model is on the CPU
+    (default: follow the phase, module docstring). ``stop_at_code_block=True`` ends a response as soon as it holds a
     complete ```python block (`prompts.has_closed_code_block`): the environment uses the last
     python block, and a small model's text after its first block is mostly chatter, so on a CPU
     this saves most of the generation time; leave it off for models that draft and revise.
@@ -80,6 +96,7 @@ class HFAgent(BaseAgent):
         if device is not None:
             self.model.to(device)
         self.device = next(model.parameters()).device
+        self.follow_executor = self.device.type == "cpu" and not num_threads
         if self.device.type == "cpu":
             self.num_threads = int(num_threads) if num_threads else default_num_threads()
             torch.set_num_threads(self.num_threads)
@@ -139,29 +156,56 @@ class HFAgent(BaseAgent):
         return (id(self.model), id(self.tokenizer), self.temperature, self.top_p, self.top_k,
                 self.max_new_tokens, self.stop_at_code_block, self.batch_size)
 
+    @staticmethod
+    def generate_group(agents: Sequence[HFAgent], observation_lists: Sequence[list[dict]],
+                       seeds: Sequence[Sequence[int]] | None = None) -> list[list[Generation]]:
+        """`generate_together` (what `mars2_env.vector.respond` calls for agents of one key)."""
+        return generate_together(agents, observation_lists, seeds=seeds)
+
+    def row_seeds(self, n: int, seeds: Sequence[int] | None = None) -> list[int]:
+        """The sampling seed of each of `n` rows: from each request's seed, else from this
+        call's number and the row's position (the call counter advances)."""
+        if seeds is not None:
+            return [derive_seed(self.seed, s) for s in seeds]
+        call = self._calls
+        self._calls += 1
+        return [derive_seed(self.seed, call, i) for i in range(n)]
+
     def generate_messages(self, batch: Sequence[Messages],
                           seeds: Sequence[int] | None = None) -> list[Generation]:
         prompts = [self.encode_prompt(m) for m in batch]
-        if seeds is not None:
-            # one prompt at a time: a batched sample (and a padded forward pass) depends on the
-            # other rows, a lone one only on its own seed, so the response is batch-invariant
-            return [g for p, s in zip(prompts, seeds, strict=True)
-                    for g in self.generate_ids([p], seed=derive_seed(self.seed, s))]
-        call = self._calls
-        self._calls += 1
+        return self.generate_rows(prompts, self.row_seeds(len(prompts), seeds))
+
+    def generate_rows(self, prompts: list[list[int]], row_seeds: list[int]) -> list[Generation]:
+        """Sample tokenised prompts, each from its own seed, in batches of `batch_size`."""
         out: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
-            chunk = prompts[start:start + self.batch_size]
-            out.extend(self.generate_ids(chunk, seed=derive_seed(self.seed, call, start)))
+            end = start + self.batch_size
+            out.extend(self.generate_ids(prompts[start:end], row_seeds[start:end]))
         return out
 
-    def generate_ids(self, prompts: list[list[int]], seed: int) -> list[Generation]:
-        """Sample one completion per tokenised prompt (one padded batch)."""
+    def threads_now(self) -> int | None:
+        """Torch threads for the next generation (None: not a CPU model): the fixed
+        ``num_threads``, or the idle cores less the executor workers busy right now."""
+        if self.device.type != "cpu":
+            return None
+        if not self.follow_executor:
+            return self.num_threads
+        from mars2_env.execution.executor import busy_workers
+
+        return max(1, self.num_threads - busy_workers())
+
+    def generate_ids(self, prompts: list[list[int]], seeds: int | Sequence[int]) -> list[Generation]:
+        """Sample one completion per tokenised prompt (one padded batch), row i from its own
+        generator seeded with ``seeds[i]`` (an int: one seed for a single prompt)."""
         import torch
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList
 
         if not prompts:
             return []
+        seeds = [int(seeds)] * len(prompts) if isinstance(seeds, int) else [int(s) for s in seeds]
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         pad = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
@@ -169,31 +213,36 @@ class HFAgent(BaseAgent):
         for i, p in enumerate(prompts):  # left padding: completions start at the same column
             input_ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
             attention[i, width - len(p):] = 1
-        greedy = self.temperature == 0
+        # greedy decoding; with a temperature, _SeededRows has already drawn each row's token
         config = GenerationConfig(
-            do_sample=not greedy, temperature=None if greedy else self.temperature,
-            top_p=None if greedy else self.top_p, top_k=None if greedy else self.top_k,
+            do_sample=False, temperature=None, top_p=None, top_k=None,
             max_new_tokens=self.max_new_tokens, pad_token_id=pad,
             eos_token_id=sorted(self.eos_token_ids), return_dict_in_generate=True)
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        extra: dict[str, Any] = {}
+        if self.temperature > 0:
+            extra["logits_processor"] = LogitsProcessorList([_SeededRows(
+                seeds, self.temperature, self.top_p, self.top_k, self.device)])
         was_training = self.model.training
         self.model.eval()
         recorder = _RawLogprobRecorder(self.model)
         stopper = _StopAtCodeBlock(self.tokenizer, width) if self.stop_at_code_block else None
-        extra = {}
         if stopper is not None:
             from transformers import StoppingCriteriaList
 
             extra["stopping_criteria"] = StoppingCriteriaList([stopper])
+        threads, before = self.threads_now(), torch.get_num_threads()
         try:
-            with torch.random.fork_rng(devices=devices), torch.inference_mode():
-                torch.manual_seed(seed)
+            if threads is not None and threads != before:
+                torch.set_num_threads(threads)
+            with torch.inference_mode():
                 res = self.model.generate(input_ids=input_ids.to(self.device),
                                           attention_mask=attention.to(self.device),
                                           generation_config=config, **extra)
                 new_tokens = res.sequences[:, width:]
                 logps = recorder.finish(new_tokens)
         finally:
+            if threads is not None and threads != before:
+                torch.set_num_threads(before)
             recorder.remove()
             self.model.train(was_training)
         new_tokens = new_tokens.cpu()
@@ -226,24 +275,70 @@ class HFAgent(BaseAgent):
         return lp.gather(-1, target.unsqueeze(-1)).squeeze(-1).tolist()
 
 
-def generate_together(agents: Sequence[HFAgent], observation_lists: Sequence[list[dict]]
-                      ) -> list[list[Generation]]:
+def generate_together(agents: Sequence[HFAgent], observation_lists: Sequence[list[dict]],
+                      seeds: Sequence[Sequence[int]] | None = None) -> list[list[Generation]]:
     """One batch for several agents that share a model and sampling settings (equal
     `sampling_key`), split back per agent. On a CPU a decode step costs about the same for 8
     rows as for 4, so two agents of the same model sampled together take about half the time
-    of two calls. The batch is seeded by the first agent's stream."""
+    of two calls. With ``seeds`` (a list per agent) each row is what its agent would sample
+    for that request alone; without, rows are seeded by the first agent's call counter."""
+    from agents.base import check_seeds
+    from mars2_env.prompts import messages_from_observation
+
     if not agents or len({a.sampling_key() for a in agents}) != 1:
         raise ValueError("generate_together needs agents sharing one model and the same "
                          "sampling settings (equal sampling_key())")
     if len(agents) != len(observation_lists):
         raise ValueError(f"{len(agents)} agents but {len(observation_lists)} observation lists")
+    if seeds is not None and len(seeds) != len(agents):
+        raise ValueError(f"{len(agents)} agents but {len(seeds)} seed lists")
     flat = [obs for group in observation_lists for obs in group]
-    gens = agents[0].generate(flat)
+    prompts = [agents[0].encode_prompt(messages_from_observation(o)) for o in flat]
+    if seeds is None:
+        row_seeds = agents[0].row_seeds(len(flat))
+    else:
+        row_seeds = [s for agent, group, given in zip(agents, observation_lists, seeds, strict=True)
+                     for s in agent.row_seeds(len(group), check_seeds(given, len(group)))]
+    gens = agents[0].generate_rows(prompts, row_seeds)
     out, start = [], 0
     for group in observation_lists:
         out.append(gens[start:start + len(group)])
         start += len(group)
     return out
+
+
+class _SeededRows:
+    """Logits processor that samples each row from its own generator (see the module docstring):
+    transformers' temperature, top-k and top-p warpers (applied as `generate(do_sample=True)`
+    applies them), a softmax, ``torch.multinomial(probs[row], 1, generator)``; the scores it
+    returns let only the drawn token through, so greedy decoding emits it."""
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, top_k: int,
+                 device: Any) -> None:
+        import torch
+        from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+        gen_device = device if device.type == "cuda" else "cpu"
+        self.generators = [torch.Generator(device=gen_device).manual_seed(int(s)) for s in seeds]
+        self.warpers: list[Any] = []
+        if temperature != 1.0:
+            self.warpers.append(TemperatureLogitsWarper(temperature))
+        if top_k:
+            self.warpers.append(TopKLogitsWarper(top_k=top_k, min_tokens_to_keep=1))
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p=top_p, min_tokens_to_keep=1))
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        probs = torch.nn.functional.softmax(scores, dim=-1)
+        tokens = torch.cat([torch.multinomial(probs[i:i + 1], 1, generator=g)[0]
+                            for i, g in enumerate(self.generators)])
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(scores.shape[0], device=scores.device), tokens] = 0.0
+        return out
 
 
 class _StopAtCodeBlock:

@@ -278,27 +278,42 @@ def print_work_plan(problems: int, nodes: int, agents: list[str], max_new_tokens
 
 def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
                  already: int, total: int, strategy: str, into: list | None = None) -> list:
-    """Run `search` to the end, appending each finished tree to `trees_path` as it finishes
-    (and to `into`, so a caller interrupted by Ctrl-C knows what was saved)."""
+    """Run `search` to the end asynchronously (`mars2_env.vector`: a tree whose results are in
+    is generated for while other trees' programs run), appending each finished tree to
+    `trees_path` as it finishes (and to `into`, so a caller interrupted by Ctrl-C knows what
+    was saved)."""
     from mars2_env.vector import respond
 
     finished_trees = [] if into is None else into
+    first_batch = 0  # programs of the first generation batch: the estimate waits for them all
+    reported = 0
     with SearchProgress(trees=total, budget=search.config.budget, trees_done=already,
                         desc=strategy) as progress:
-        while not search.done:
-            batch = search.pending()
-            responses = respond(agents, batch)
-            discarded = search.discarded
-            finished = search.submit(responses)
-            # responses to trees solved earlier in the round (--stop-on-solve) add no node
-            progress.programs(sum(len(v) for v in responses.values())
-                              - (search.discarded - discarded))
+
+        def save(finished: list) -> None:
+            nonlocal reported
+            # responses to trees solved earlier in their round (--stop-on-solve) add no node
+            written = search.landed + search.discarded
+            if written >= first_batch and written > reported:
+                progress.programs(written - reported)
+                reported = written
             for fin in finished:
                 fin.tree.metadata.update({"strategy": strategy, "problem_title": fin.problem.title,
                                           "problem_statement": fin.problem.statement})
                 append_tree(trees_path, fin.tree)
                 finished_trees.append(fin.tree)
                 progress.tree_done(fin.solved, unused=search.config.budget - len(fin.tree))
+
+        asynchronous = search.order_free(agents)  # else rounds: see BatchedSearch.order_free
+        while not search.done:
+            save(search.collect(wait=False))
+            batch = search.pending()
+            if batch:
+                save(search.submit(respond(agents, batch), wait=not asynchronous))
+                first_batch = first_batch or sum(len(v) for v in batch.values())
+            elif not search.done:
+                save(search.collect())
+        save([])
     return finished_trees
 
 

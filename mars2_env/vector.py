@@ -5,7 +5,23 @@ round is:
 
     batch = search.pending()          # {agent: [PendingExpansion, ...]}, observations included
     responses = {agent: policy(agent, [p.observation for p in items]) for agent, items in batch.items()}
-    finished = search.submit(responses)   # runs every program through executor.run_many
+    finished = search.submit(responses)   # runs every program through the executor, waits
+
+Asynchronously (what `run` and `mars2 search` do), a tree whose programs' results are in goes
+on without waiting for the others, and generation for ready trees overlaps the execution of
+the rest:
+
+    while not search.done:
+        finished += search.collect(wait=False)    # land every tree whose results are in
+        batch = search.pending()                  # expansions of the trees ready now
+        if batch:
+            search.submit(respond(agents, batch), wait=False)   # programs go to the executor
+        else:
+            finished += search.collect()          # nothing to generate: wait for results
+
+With an executor that has `submit_many` (`mars2_env.execution.Executor`) programs run while
+the caller generates; with one that only has `run_many` (e.g. `mars2_ray.RayExecutor`)
+``submit(..., wait=False)`` runs them before it returns, and the loop above is the round loop.
 
 `submit` takes, for every agent in `pending()`, a list of responses aligned with that agent's
 pending list (same length, same order). A response is the text (`str`) or a generation-like
@@ -40,10 +56,25 @@ marked with the scheduler's `mark_pending` (virtual loss: it counts as an observ
 posteriors until it lands, so the next selection in the same round looks elsewhere) and cleared
 with `clear_pending` just before its node is added. With `k=1` nothing else is selected from a
 tree while its expansion is in flight, so no virtual loss is applied.
+
+Rounds are per tree: a tree's k expansions are selected together, and land together, in the
+order they were selected, once all k results are in; then its next k are selected. Other trees
+never wait for it. A tree's selections therefore see exactly what they saw when the whole batch
+moved in lock-step, and with per-expansion seeds the trees are the same whatever the schedule
+(synchronous rounds, asynchronous, another `max_trees`): only the order in which trees finish,
+and so the order of `FinishedTree` lists (and lines of `mars2 search`'s trees.jsonl), depends on
+timing. What the asynchronous loop does not recover is a tree's own slowest program: a tree
+waits for all k of its expansions. ``landing="as_ready"`` lands each expansion as soon as its
+own results are in and selects its replacement at once (k stay in flight, virtual loss on the
+others): with few trees in flight and k > 1 this keeps the executor busy through one slow
+program, but a selection then depends on which results happened to be in, so with k > 1 the
+trees depend on timing and a resumed run no longer repeats an uninterrupted one (with k = 1
+both landings are the same).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,35 +158,78 @@ def respond(agents: Mapping[str, Any], batch: Mapping[str, Sequence[PendingExpan
     take no seeds, or when the search has none).
 
     Agents with `generate_async` are all started first, then the others run, then the started
-    ones are collected, so independent agents (e.g. on different GPUs) overlap.
+    ones are collected, so independent agents (e.g. on different GPUs) overlap. Agents that
+    share a model and its sampling settings (equal ``sampling_key()``, and a ``generate_group``
+    function, e.g. `agents.hf.HFAgent`) are sampled in one batch, each row still with its own
+    seed.
     """
     missing = [name for name in batch if name not in agents]
     if missing:
         raise KeyError(f"no agent object for {missing}; agents given: {list(agents)}")
 
+    def seeds_of(items: Sequence[PendingExpansion]) -> list[int] | None:
+        seeds = [p.seed for p in items]
+        return None if any(s is None for s in seeds) else seeds
+
     def call(method: Callable[..., Any], items: Sequence[PendingExpansion]) -> Any:
         observations = [p.observation for p in items]
-        seeds = [p.seed for p in items]
-        if any(s is None for s in seeds) or not _takes(method, keyword="seeds"):
+        seeds = seeds_of(items)
+        if seeds is None or not _takes(method, keyword="seeds"):
             return method(observations)
         return method(observations, seeds=seeds)
 
+    out: dict[str, list[Any]] = {}
+    groups: dict[Any, list[str]] = {}
+    for name in batch:
+        agent = agents[name]
+        if hasattr(agent, "generate_group") and hasattr(agent, "sampling_key") \
+                and not hasattr(agent, "generate_async"):
+            groups.setdefault(agent.sampling_key(), []).append(name)
+    grouped = {name for names in groups.values() if len(names) > 1 for name in names}
     started = {name: call(agents[name].generate_async, items)
                for name, items in batch.items() if hasattr(agents[name], "generate_async")}
-    out = {name: list(call(agents[name].generate, items))
-           for name, items in batch.items() if name not in started}
+    for names in groups.values():
+        if len(names) > 1:
+            seed_lists = [seeds_of(batch[n]) for n in names]
+            answers = agents[names[0]].generate_group(
+                [agents[n] for n in names], [[p.observation for p in batch[n]] for n in names],
+                seeds=None if any(s is None for s in seed_lists) else seed_lists)
+            out.update({n: list(a) for n, a in zip(names, answers, strict=True)})
+    out.update({name: list(call(agents[name].generate, items)) for name, items in batch.items()
+                if name not in started and name not in grouped})
     out.update({name: list(pending.result()) for name, pending in started.items()})
     return {name: out[name] for name in batch}
+
+
+@dataclass
+class _Work:
+    """An answered expansion whose programs are with the executor."""
+
+    item: PendingExpansion
+    expansion: Any
+    text: str
+    code: str
+    token_ids: list[int] | None
+    logprobs: list[float] | None
+    results: list[concurrent.futures.Future]
 
 
 @dataclass
 class _Slot:
     index: int
     episode: SearchEpisode
+    running: list[_Work] = field(default_factory=list)
+
+
+def _done_future(value: Any) -> concurrent.futures.Future:
+    f: concurrent.futures.Future = concurrent.futures.Future()
+    f.set_result(value)
+    return f
 
 
 class BatchedSearch:
-    """Many search trees advanced in lock-step rounds of batched generation and execution.
+    """Many search trees advanced by batched generation and execution, in rounds (`pending` /
+    `submit`) or asynchronously (`run`, or `submit(..., wait=False)` / `collect`).
 
     Args:
         problems: list of `Problem` or a `load_problems` source; searched once each, in order.
@@ -172,6 +246,9 @@ class BatchedSearch:
             problem id (module docstring). None: a fresh random run (no per-expansion seeds).
         skip: ids of problems already searched (e.g. on resume); they are not searched. Seeds
             are per problem, so the other trees are those of an uninterrupted run.
+        landing: "in_order" (a tree's round lands once all its results are in: trees do not
+            depend on timing) or "as_ready" (each expansion lands when its results are in; with
+            expansions_per_tree > 1 trees then depend on timing; module docstring).
         tests, judge_tests, lam, beta, stop_on_solve, stop_on_first_failure, templates,
         max_text_length: as in `mars2_env.aec.raw_env`.
     """
@@ -184,7 +261,7 @@ class BatchedSearch:
                  lam: float = 0.5, beta: float = 0.5, stop_on_solve: bool = False,
                  stop_on_first_failure: bool = False, templates: Any = None,
                  max_text_length: int | None = None, seed: int | None = None,
-                 skip: Collection[str] = ()) -> None:
+                 skip: Collection[str] = (), landing: str = "in_order") -> None:
         self.agents = check_agents(agents)
         self._skip = frozenset(skip)
         kw = {} if max_text_length is None else {"max_text_length": max_text_length}
@@ -197,6 +274,9 @@ class BatchedSearch:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if expansions_per_tree is None:
             raise ValueError("expansions_per_tree must be an int >= 1, got None")
+        if landing not in ("in_order", "as_ready"):
+            raise ValueError(f"landing must be 'in_order' or 'as_ready', got {landing!r}")
+        self.landing = landing
         self.max_trees = max_trees
         self.expansions_per_tree = expansions_per_tree
         self._factory = make_scheduler_factory(scheduler_factory, self.agents)
@@ -209,9 +289,10 @@ class BatchedSearch:
         self._queue: list[Problem] = []
         self._started = 0
         self._slots: list[_Slot] = []
-        self._pending: list[tuple[PendingExpansion, Any, _Slot]] = []
+        self._pending: list[tuple[PendingExpansion, Any, _Slot]] = []  # awaiting responses
         self._ticket = 0
         self.discarded = 0  # responses dropped because their tree was solved earlier in the round
+        self.landed = 0  # nodes added so far
         self.add_problems(problems)
 
     # --- problems and state ---------------------------------------------------------------
@@ -255,9 +336,12 @@ class BatchedSearch:
             self._slots.append(slot)
 
     def _select(self) -> None:
+        """Select the next round of each tree that has nothing in flight."""
         k = self.expansions_per_tree
         for slot in self._slots:
             ep = slot.episode
+            if ep.in_flight and self.landing == "in_order":
+                continue
             while ep.in_flight < k and ep.budget_left > 0 and not ep.done:
                 exp = ep.scheduler.select(ep.tree)
                 if exp.agent not in self.agents:
@@ -273,14 +357,21 @@ class BatchedSearch:
                 self._pending.append((item, exp, slot))
 
     # --- the round --------------------------------------------------------------------------
-    def pending(self) -> dict[str, list[PendingExpansion]]:
-        """Every in-flight expansion, grouped by agent (in agent order; agents with none omitted).
+    @property
+    def running(self) -> int:
+        """Answered expansions whose programs are with the executor (not yet landed)."""
+        return sum(len(slot.running) for slot in self._slots)
 
-        Calling it again before `submit` returns the same expansions.
+    def pending(self) -> dict[str, list[PendingExpansion]]:
+        """Every expansion awaiting a response, grouped by agent (in agent order; agents with
+        none omitted), after selecting the next round of each tree with nothing in flight (new
+        trees start as slots free up).
+
+        Calling it again before `submit` returns the same expansions (plus, in the
+        asynchronous loop, those of trees that landed in a `collect` in between).
         """
-        if not self._pending:
-            self._start_trees()
-            self._select()
+        self._start_trees()
+        self._select()
         grouped: dict[str, list[PendingExpansion]] = {}
         for agent in self.agents:
             items = [item for item, _, _ in self._pending if item.agent == agent]
@@ -288,11 +379,13 @@ class BatchedSearch:
                 grouped[agent] = items
         return grouped
 
-    def submit(self, responses: dict[str, Sequence[Any]]) -> list[FinishedTree]:
+    def submit(self, responses: dict[str, Sequence[Any]], *, wait: bool = True) -> list[FinishedTree]:
         """Run the responses to every pending expansion, add the nodes, return finished trees.
 
         `responses[agent]` must be aligned with `pending()[agent]`. Nothing changes if a response
-        is missing or malformed (the error names the agent and position).
+        is missing or malformed (the error names the agent and position). ``wait=False`` hands
+        the programs to the executor and returns ``[]`` at once: their trees land in a later
+        `collect` (or a waiting `submit`).
         """
         if not self._pending:
             raise RuntimeError("nothing is pending: call pending() first"
@@ -319,57 +412,139 @@ class BatchedSearch:
                 position[item.ticket] = (agent, i)
 
         # Validate and extract everything before any state changes.
-        work = []
+        work: list[tuple[_Slot, _Work, int, int]] = []
         all_items: list[tuple] = []
         for item, exp, slot in self._pending:
             agent, i = position[item.ticket]
             text, token_ids, logprobs = slot.episode.check_response(
                 responses[agent][i], f"responses[{agent!r}][{i}]")
             code, items = slot.episode.work(text)
-            work.append((item, exp, slot, text, code, token_ids, logprobs, len(all_items), len(items)))
+            work.append((slot, _Work(item, exp, text, code, token_ids, logprobs, []),
+                         len(all_items), len(items)))
             all_items.extend(items)
-        results = self.executor.run_many(all_items, stop_on_first_failure=self.config.stop_on_first_failure)
-
+        futures = self._execute(all_items)
         self._pending = []
-        for _item, exp, slot, text, code, token_ids, logprobs, start, n in work:
-            ep = slot.episode
-            if self.expansions_per_tree > 1:
-                ep.scheduler.clear_pending(exp)
-            ep.in_flight -= 1
-            if ep.done:  # solved earlier in this round with stop_on_solve
-                self.discarded += 1
-                continue
-            ep.land(exp, text, code, results[start:start + n], token_ids=token_ids, logprobs=logprobs)
+        for slot, w, start, n in work:
+            w.results = futures[start:start + n]
+            slot.running.append(w)
+        if not wait:
+            return []
+        concurrent.futures.wait([f for slot in self._slots for w in slot.running for f in w.results])
+        return self.collect(wait=False)
 
+    def _execute(self, items: list[tuple]) -> list[concurrent.futures.Future]:
+        """Hand `items` to the executor: futures of their results (already resolved when the
+        executor has only the blocking `run_many`)."""
+        if not items:
+            return []
+        stop = self.config.stop_on_first_failure
+        executor = self.executor
+        if hasattr(executor, "submit_many"):
+            return list(executor.submit_many(items, stop_on_first_failure=stop))
+        return [_done_future(r) for r in executor.run_many(items, stop_on_first_failure=stop)]
+
+    def collect(self, wait: bool = True, timeout: float | None = None) -> list[FinishedTree]:
+        """Land every tree whose programs' results are all in (its expansions in the order they
+        were selected) and return the trees that finished.
+
+        ``wait=True``: when no tree is ready yet, wait (at most `timeout` seconds, None: no
+        limit) until one is; returns at once when nothing is running.
+        """
+        landed, finished = self._land_ready()
+        if landed or not wait:
+            return finished
+        futures = {f for slot in self._slots for w in slot.running for f in w.results}
+        while futures:
+            done, futures = concurrent.futures.wait(
+                futures, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
+            landed, finished = self._land_ready()
+            if landed or timeout is not None:
+                return finished
+        return []
+
+    def _land_ready(self) -> tuple[int, list[FinishedTree]]:
+        """Land the trees whose results are all in: (trees landed, trees finished)."""
+        landed = 0
+        for slot in self._slots:
+            if self.landing == "as_ready":
+                works = [w for w in slot.running if all(f.done() for f in w.results)]
+            elif slot.running and all(f.done() for w in slot.running for f in w.results):
+                works = slot.running
+            else:
+                works = []
+            if not works:
+                continue
+            landed += 1
+            ep = slot.episode
+            slot.running = [w for w in slot.running if w not in works]
+            for w in works:
+                results = [f.result() for f in w.results]  # an executor failure raises here
+                if self.expansions_per_tree > 1:
+                    ep.scheduler.clear_pending(w.expansion)
+                ep.in_flight -= 1
+                if ep.done:  # solved earlier in this round with stop_on_solve
+                    self.discarded += 1
+                    continue
+                ep.land(w.expansion, w.text, w.code, results, token_ids=w.token_ids,
+                        logprobs=w.logprobs)
+                self.landed += 1
         finished = []
         for slot in list(self._slots):
-            if slot.episode.done:
+            if slot.episode.done and not slot.running and slot.episode.in_flight == 0:
                 self._slots.remove(slot)
                 ep = slot.episode
                 finished.append(FinishedTree(slot.index, ep.problem, ep.tree, ep.records(), ep.solved))
-        return finished
+        return landed, finished
 
     def run(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> list[FinishedTree]:
-        """Search every queued problem with `policy(agent, observations) -> responses`, or
-        `policy(agent, observations, seeds)` when it takes a third argument (the pending
-        expansions' seeds), or with agent objects ``{name: agent}`` (see `respond`)."""
+        """Search every queued problem, asynchronously (module docstring), with
+        `policy(agent, observations) -> responses`, or `policy(agent, observations, seeds)`
+        when it takes a third argument (the pending expansions' seeds), or with agent objects
+        ``{name: agent}`` (see `respond`). Trees come back in the order they finish."""
         finished: list[FinishedTree] = []
+        if not self.order_free(policy):  # responses depend on the calls' order: keep rounds
+            while not self.done:
+                finished.extend(self.step(policy))
+            return finished
         while not self.done:
-            finished.extend(self.step(policy))
+            finished.extend(self.collect(wait=False))
+            batch = self.pending()
+            if batch:
+                self.submit(self.responses(policy, batch), wait=False)
+            elif not self.done:
+                finished.extend(self.collect())
         return finished
 
-    def step(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> list[FinishedTree]:
-        """One round: the pending expansions' responses from `policy` (as in `run`), submitted."""
-        batch = self.pending()
+    def order_free(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> bool:
+        """Whether `policy`'s responses depend only on each expansion's own seed (the search has
+        a seed and the policy, or every agent's ``generate``, takes seeds). Only then does `run`
+        go asynchronous: an unseeded agent's answers depend on the order and make-up of its
+        calls, which the asynchronous loop leaves to timing, so `run` keeps lock-step rounds."""
+        if not self._seeded:
+            return False
         if isinstance(policy, Mapping):
-            return self.submit(respond(policy, batch))
+            return all(_takes(getattr(a, "generate_async", None) or a.generate, keyword="seeds")
+                       for a in policy.values())
+        return _takes(policy, positional=3)
+
+    def step(self, policy: Callable[..., Sequence[Any]] | Mapping[str, Any]) -> list[FinishedTree]:
+        """One round: the pending expansions' responses from `policy` (as in `run`), submitted
+        and waited for."""
+        return self.submit(self.responses(policy, self.pending()))
+
+    @staticmethod
+    def responses(policy: Callable[..., Sequence[Any]] | Mapping[str, Any],
+                  batch: dict[str, list[PendingExpansion]]) -> dict[str, list[Any]]:
+        """`policy`'s responses to `batch` (a `pending()` result), as `run` asks for them."""
+        if isinstance(policy, Mapping):
+            return respond(policy, batch)
         takes_seeds = _takes(policy, positional=3)
-        responses = {}
+        out = {}
         for a, items in batch.items():
             obs = [p.observation for p in items]
             args = (a, obs, [p.seed for p in items]) if takes_seeds else (a, obs)
-            responses[a] = list(policy(*args))
-        return self.submit(responses)
+            out[a] = list(policy(*args))
+        return out
 
     def close(self) -> None:
         """Close the executor if this object created it."""

@@ -5,9 +5,18 @@ This process keeps the expected outputs and grades what comes back (`grader.py`)
 
 ``run_many`` keeps every worker busy. A program's tests go to one worker as one message and
 come back one result at a time; after a failure that ends the program
-(``stop_on_first_failure``) the rest is cancelled. When there are fewer programs than idle
-workers, a program's tests are split across them; results after the first failure are
-dropped, so a result never depends on timing.
+(``stop_on_first_failure``) the rest is cancelled, the test running at that moment included
+(a time-limited test does not run out its clock once the verdict is known). When there are
+fewer programs than idle workers, a program's tests are split across them; results after the
+first failure are dropped, so a result never depends on timing.
+
+``submit`` / ``submit_many`` hand programs over without waiting and return
+`concurrent.futures.Future` objects, each resolved as soon as its program's result is known:
+a driver thread (alive only while work is outstanding) keeps the workers busy with whatever
+has been submitted, so a caller can generate the next programs while these run
+(`mars2_env.vector.BatchedSearch` does). ``run_many`` is ``submit_many`` and a wait.
+``busy_workers`` says how many workers are running tests right now (the cores a model
+sharing this machine should leave alone).
 
 Fail safe: whatever a program prints, grading gives a verdict (an internal grading error is
 logged and becomes ``wrong_answer`` for that test, never an exception out of ``run``). A
@@ -18,6 +27,7 @@ the program.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import math
@@ -47,6 +57,7 @@ from mars2_env.problems import Problem, TestCase
 
 SANDBOXES = ("auto", "namespaces", "bwrap", "basic")
 logger = logging.getLogger("mars2_env.execution")
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # every open Executor of this process (busy_workers)
 _ANSWER_GRACE_S = 30.0   # a worker silent this long after a test's wall limit is replaced
 _READY_TIMEOUT_S = 180.0
 _warned = False
@@ -219,6 +230,8 @@ class _Job:
     wall_s: float
     cpu_s: int
     memory: int
+    stop: bool = True  # stop_on_first_failure
+    future: Any = None  # concurrent.futures.Future of the ExecutionResult
     results: dict[int, TestResult] = field(default_factory=dict)
     fail_at: int | None = None
     compile_error: str | None = None
@@ -227,18 +240,18 @@ class _Job:
     complete: int = 0  # tests 0..complete-1 all have results
     retried: set = field(default_factory=set)  # tests a worker already died under once
 
-    def limit(self, stop: bool) -> int:
+    def limit(self) -> int:
         """Tests that still count: none after a known failure when stopping on failures."""
         if self.compile_error is not None:
             return 0
-        if stop and self.fail_at is not None:
+        if self.stop and self.fail_at is not None:
             return self.fail_at + 1
         return len(self.tests)
 
-    def check_done(self, stop: bool) -> None:
+    def check_done(self) -> None:
         while self.complete in self.results:
             self.complete += 1
-        self.done = self.compile_error is not None or self.complete >= self.limit(stop)
+        self.done = self.done or self.compile_error is not None or self.complete >= self.limit()
 
 
 @dataclass
@@ -287,11 +300,17 @@ class Executor:
         self.max_workers = int(max_workers)
         self.sandbox = sandbox
         self.mode: str | None = None  # the mode actually in use, known once workers started
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the queue below and the driver's start and end
+        self._inbox: deque[_Job] = deque()      # submitted, not yet seen by the driver
+        self._driver: threading.Thread | None = None
+        self._driver_pid = os.getpid()
+        self._wake_r, self._wake_w = os.pipe()  # wakes the driver's select() on new work
+        os.set_blocking(self._wake_w, False)
         self._pool = _Pool()
         self._finalizer = weakref.finalize(self, self._pool.close)
         self._closed = False
         self._run_ids = 0
+        _LIVE.add(self)
         self.preload_failures: dict[str, str] = {}  # module -> why it could not be preloaded
         self.uncontained: list[str] = []  # kernel objects this machine does not let us contain
 
@@ -303,9 +322,19 @@ class Executor:
         self.close()
 
     def close(self) -> None:
-        """Stop the worker servers (idempotent)."""
-        self._closed = True
+        """Stop the worker servers (idempotent); programs still queued fail with RuntimeError."""
+        with self._lock:
+            self._closed = True
+            driver = self._driver if self._driver_pid == os.getpid() else None
+        self._wake()
+        if driver is not None and driver is not threading.current_thread():
+            driver.join()
         self._finalizer()
+
+    @property
+    def busy_workers(self) -> int:
+        """Workers running tests at this moment (0 when idle or not started)."""
+        return sum(w.run is not None for w in self._pool.workers)
 
     def _modes(self) -> list[str]:
         """Sandbox modes to try, best first (``auto``: namespaces, bubblewrap, basic)."""
@@ -386,17 +415,57 @@ class Executor:
                  stop_on_first_failure: bool = True) -> list[ExecutionResult]:
         """Judge many ``(problem, code)`` or ``(problem, code, tests)`` items in parallel;
         results come back in the order of ``items``."""
+        futures = self.submit_many(items, tests, stop_on_first_failure=stop_on_first_failure)
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # interrupted (Ctrl-C): the rest of these programs is not run
+            self.abandon(futures)
+            raise
+
+    def submit(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
+               stop_on_first_failure: bool = True) -> concurrent.futures.Future:
+        """Queue one program without waiting; a future of its `ExecutionResult`."""
+        return self.submit_many([(problem, code, tests)],
+                                stop_on_first_failure=stop_on_first_failure)[0]
+
+    def submit_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
+                    stop_on_first_failure: bool = True) -> list[concurrent.futures.Future]:
+        """Queue many items (as in `run_many`) without waiting; one future per item, in order,
+        each resolved as soon as that program's result is known. Bad items raise here, before
+        anything is queued."""
         jobs = [self._job(item, tests, i) for i, item in enumerate(items)]
+        for job in jobs:
+            job.stop = bool(stop_on_first_failure)
+            job.future = concurrent.futures.Future()
         with self._lock:
+            if self._driver_pid != os.getpid():  # forked: the parent's driver is not ours
+                self._driver, self._driver_pid = None, os.getpid()
+                self._inbox.clear()
             self._start()
-            try:
-                self._drive(jobs, bool(stop_on_first_failure))
-            finally:  # interrupted (Ctrl-C, a bug): no worker may carry a stale run into the next call
-                for w in list(self._pool.workers):
-                    if w.run is not None:
-                        w.run = None
-                        self._replace(w)
-        return [self._result(job, bool(stop_on_first_failure)) for job in jobs]
+            for job in jobs:
+                if job.done:
+                    job.future.set_result(self._result(job))
+                else:
+                    self._inbox.append(job)
+            if self._inbox and self._driver is None:
+                self._driver = threading.Thread(target=self._drive, name="mars2-executor",
+                                                 daemon=True)
+                self._driver.start()
+        self._wake()
+        return [job.future for job in jobs]
+
+    def abandon(self, futures: Iterable[concurrent.futures.Future]) -> None:
+        """Cancel these futures and stop running their programs (``future.cancel()`` on one
+        future does the same, at the driver's next turn)."""
+        for f in futures:
+            f.cancel()
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
 
     # ---------------------------------------------------------------- jobs
     def _job(self, item: tuple, default_tests: str | list[TestCase], index: int) -> _Job:
@@ -429,36 +498,81 @@ class Executor:
             job.done = True
         return job
 
-    def _drive(self, jobs: list[_Job], stop: bool) -> None:
-        """Keep every worker busy until all jobs are done (the hot loop of the RL step)."""
-        fresh = deque(j for j in jobs if not j.done)
+    def _drive(self) -> None:
+        """The driver thread: keep every worker busy with what has been submitted, resolve each
+        job's future once its result is known, and end when nothing is left (the hot loop of
+        the RL step)."""
+        fresh: deque[_Job] = deque()
         pending: deque[tuple[_Job, list[int]]] = deque()  # split or re-queued runs of tests
-        while True:
-            idle = [w for w in self._pool.workers if w.run is None]
-            for n, w in enumerate(idle):
-                picked = self._pick(len(idle) - n, fresh, pending, stop)
-                if picked is None:
-                    break
-                self._send(w, *picked)
-            busy = [w for w in self._pool.workers if w.run is not None]
-            if not busy:
-                return
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-            ready, _, _ = select.select([w.res_r for w in busy], [], [], timeout)
-            by_fd = {w.res_r: w for w in busy}
-            for fd in ready:
-                self._receive(by_fd[fd], stop, pending)
-            now = time.monotonic()
-            for w in busy:
-                if w.run is not None and w.res_r not in ready and now > w.deadline:
-                    self._lost(w, stop, pending, "the sandbox worker stopped answering")
+        active: list[_Job] = []
+        try:
+            while True:
+                with self._lock:
+                    new = list(self._inbox)
+                    self._inbox.clear()
+                    closed = self._closed
+                    busy = [w for w in self._pool.workers if w.run is not None]
+                    if closed or (not new and not fresh and not pending and not busy
+                                  and not any(not j.done for j in active)):
+                        self._driver = None
+                        break
+                fresh.extend(new)
+                active.extend(new)
+                for job in active:
+                    if job.future.cancelled() and not job.done:  # its caller stopped waiting
+                        job.done = True
+                        self._cancel(job)
+                idle = [w for w in self._pool.workers if w.run is None]
+                for n, w in enumerate(idle):
+                    picked = self._pick(len(idle) - n, fresh, pending)
+                    if picked is None:
+                        break
+                    self._send(w, *picked)
+                busy = [w for w in self._pool.workers if w.run is not None]
+                timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic()) if busy else None
+                ready, _, _ = select.select([w.res_r for w in busy] + [self._wake_r], [], [], timeout)
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 4096)
+                by_fd = {w.res_r: w for w in busy}
+                for fd in ready:
+                    if fd in by_fd:
+                        self._receive(by_fd[fd], pending)
+                now = time.monotonic()
+                for w in busy:
+                    if w.run is not None and w.res_r not in ready and now > w.deadline:
+                        self._lost(w, pending, "the sandbox worker stopped answering")
+                for job in [j for j in active if j.done]:
+                    active.remove(job)
+                    if not job.future.done():
+                        job.future.set_result(self._result(job))
+        except BaseException as exc:  # a bug of ours: fail the waiting callers, never hang them
+            logger.exception("mars2 executor: the driver thread failed")
+            with self._lock:
+                self._driver = None
+                active.extend(self._inbox)
+                self._inbox.clear()
+            for w in list(self._pool.workers):
+                if w.run is not None:
+                    w.run = None
+                    self._replace(w)
+            for job in active:
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError(f"the executor failed: {exc!r}"))
+            return
+        # closed (or finished): nothing still waiting may hang
+        for job in active + new:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("this Executor is closed"))
+        if closed:
+            for w in list(self._pool.workers):
+                w.run = None
 
     @staticmethod
-    def _pick(idle: int, fresh: deque, pending: deque, stop: bool) -> tuple[_Job, list[int]] | None:
+    def _pick(idle: int, fresh: deque, pending: deque) -> tuple[_Job, list[int]] | None:
         """Next run of tests for an idle worker (``idle`` counts the idle workers left)."""
         while pending:
             job, indices = pending.popleft()
-            indices = [i for i in indices if i < job.limit(stop) and i not in job.results]
+            indices = [i for i in indices if i < job.limit() and i not in job.results]
             if indices and not job.done:
                 return job, indices
         while fresh:
@@ -505,9 +619,9 @@ class Executor:
         except protocol.ChannelClosed:
             w.deadline = 0.0  # handled as lost on the next turn of the loop
 
-    def _cancel(self, job: _Job, stop: bool) -> None:
+    def _cancel(self, job: _Job) -> None:
         """Stop workers still running tests of ``job`` that no longer count."""
-        end = job.limit(stop) if not job.done else 0
+        end = job.limit() if not job.done else 0
         for run in job.running:
             if not run.cancelled and all(i >= end for i in run.unreported()):
                 run.cancelled = True
@@ -518,11 +632,11 @@ class Executor:
                         except protocol.ChannelClosed:
                             pass
 
-    def _receive(self, w: _Worker, stop: bool, pending: deque) -> None:
+    def _receive(self, w: _Worker, pending: deque) -> None:
         try:
             header, blobs = protocol.recv(w.res_r)
         except (protocol.ChannelClosed, ValueError):
-            self._lost(w, stop, pending, "the sandbox worker died while running this test")
+            self._lost(w, pending, "the sandbox worker died while running this test")
             return
         run = w.run
         job = run.job
@@ -534,15 +648,15 @@ class Executor:
                 job.compile_error = header["compile_error"]
             elif not run.cancelled and run.unreported() and not job.done:
                 pending.appendleft((job, run.unreported()))  # not expected; never lose tests
-            job.check_done(stop)
+            job.check_done()
             if job.done:
-                self._cancel(job, stop)
+                self._cancel(job)
             return
         idx = header.get("index")
         if idx not in run.indices or idx in run.reported:
             return
         run.reported.add(idx)
-        if job.done or idx >= job.limit(stop):
+        if job.done or idx >= job.limit():
             return
         try:
             tr = self._grade(job, idx, header, blobs)
@@ -555,16 +669,16 @@ class Executor:
         job.results[idx] = tr
         if tr.verdict != Verdict.PASSED and (job.fail_at is None or idx < job.fail_at):
             job.fail_at = idx
-        job.check_done(stop)
-        if stop and job.fail_at is not None:
-            self._cancel(job, stop)
+        job.check_done()
+        if job.stop and job.fail_at is not None:
+            self._cancel(job)
 
-    def _lost(self, w: _Worker, stop: bool, pending: deque, why: str) -> None:
+    def _lost(self, w: _Worker, pending: deque, why: str) -> None:
         run, w.run = w.run, None
         self._replace(w)
         job = run.job
         job.running.remove(run)
-        left = [i for i in run.unreported() if i < job.limit(stop)]
+        left = [i for i in run.unreported() if i < job.limit()]
         if job.done or not left:
             return
         first = left[0]  # the test it died under (or, if none had started, the next one)
@@ -578,9 +692,9 @@ class Executor:
             job.retried.add(first)
         if left:
             pending.appendleft((job, left))
-        job.check_done(stop)
-        if job.done or stop:
-            self._cancel(job, stop)
+        job.check_done()
+        if job.done or job.stop:
+            self._cancel(job)
 
     # ---------------------------------------------------------------- grading
     def _test_result(self, verdict: Verdict, test: TestCase, actual: str = "", error: str = "") -> TestResult:
@@ -657,14 +771,14 @@ class Executor:
         return R(Verdict.RUNTIME_ERROR, error="\n".join(
             x for x in (stderr, "the test process ended without a record") if x))
 
-    def _result(self, job: _Job, stop: bool) -> ExecutionResult:
+    def _result(self, job: _Job) -> ExecutionResult:
         total = len(job.tests)
         if job.compile_error is not None:
             first = job.tests[0]
             error = job.compile_error or "the program is empty"
             tr = self._test_result(Verdict.COMPILE_ERROR, first, error=error)
             return ExecutionResult(Verdict.COMPILE_ERROR, 0, total, 0.0, [tr])
-        end = job.fail_at + 1 if (stop and job.fail_at is not None) else total
+        end = job.fail_at + 1 if (job.stop and job.fail_at is not None) else total
         ran = [job.results[i] for i in range(end)]
         passed = sum(t.verdict == Verdict.PASSED for t in ran)
         verdict = next((t.verdict for t in ran if t.verdict != Verdict.PASSED), Verdict.PASSED)
@@ -676,6 +790,12 @@ class Executor:
 
 
 # ------------------------------------------------------------------------- helpers
+
+def busy_workers() -> int:
+    """Sandbox workers of this process's executors running tests right now: the cores a model
+    generating in this process should leave to them (`agents.hf.HFAgent` does)."""
+    return sum(ex.busy_workers for ex in list(_LIVE))
+
 
 def harness_options(problem: Problem, limits: Limits) -> dict[str, Any]:
     """How ``problem``'s program and tests are run: the one place that chooses per dataset.
