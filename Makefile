@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 # The whole suite, then the real vLLM tests in their own venv (see test-vllm).
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not vllm"
 	bash scripts/setup_vllm_venv.sh
 
 # The report's test opens it in a real headless Chromium: install Debian's when we can (root
@@ -33,7 +33,7 @@ browser:
 	  echo "no chromium here: tests/test_report.py skips its browser test"
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not vllm"
+	$(PY) -m pytest -q
 
 # The paper's comparison at one node budget, with the embedded SmolLM2-135M on problems it solves
 # sometimes (builtin:trivial_demo; rates in mars2_env/data/README.md): independent samples
