@@ -23,7 +23,7 @@ is not counted. Each update is split into log-prob passes (no-grad forwards: ref
 the loss forward, backward, optimizer step, and the rest (clipping, padding, bookkeeping).
 
     .venv/bin/python benchmarks/train_step.py            # 8 samples x 128 tokens, 3 repeats
-    .venv/bin/python benchmarks/train_step.py --quick    # 4 samples x 64 tokens, 2 repeats
+    .venv/bin/python benchmarks/train_step.py --quick    # 2 samples x 128 tokens, 2 repeats
 
 Target: ours / TRL <= 1.05 (medians over repeats).
 """
@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
+from transformers.trainer_callback import PrinterCallback, ProgressCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from train.batch import build_batch  # noqa: E402
@@ -61,7 +62,8 @@ PROGRAM = (
 )
 
 
-def make_samples(model, tok, n: int, completion_tokens: int, seed: int = 0) -> list[NodeSample]:
+def make_samples(model, tok, n: int, completion_tokens: int, prompt_tokens: int | None = None,
+                 seed: int = 0) -> list[NodeSample]:
     """``n`` samples: demo-problem prompts, program completions of varied length, logprobs."""
     from mars2_env.problems import load_problems
     from mars2_env.prompts import render_messages
@@ -75,6 +77,7 @@ def make_samples(model, tok, n: int, completion_tokens: int, seed: int = 0) -> l
         prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):
             prompt = prompt["input_ids"]
+        prompt = list(prompt)[-prompt_tokens:] if prompt_tokens else list(prompt)
         length = completion_tokens - (i * completion_tokens) // (2 * n)  # 1/2 .. 1 x the maximum
         completion = code_ids[i : i + length]
         with torch.no_grad():
@@ -171,13 +174,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--samples", type=int, default=8, help="samples per update (buffer batch)")
     ap.add_argument("--micro-batch", type=int, default=4, help="per_device_train_batch_size")
     ap.add_argument("--completion-tokens", type=int, default=128, help="longest completion")
+    ap.add_argument("--prompt-tokens", type=int, default=None,
+                    help="keep only the last N prompt tokens (default: whole prompts, ~300)")
     ap.add_argument("--repeats", type=int, default=3, help="timed updates per side")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
-    ap.add_argument("--quick", action="store_true", help="4 samples x 64 tokens, 2 repeats")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 samples (micro-batch 1) of 96 prompt + 32 completion tokens, 2 repeats")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     if args.quick:
-        args.samples, args.micro_batch, args.completion_tokens, args.repeats = 4, 2, 64, 2
+        args.samples, args.micro_batch, args.completion_tokens, args.repeats = 2, 1, 32, 2
+        args.prompt_tokens = 96
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     path = str(embedded_model_path())
     tok = AutoTokenizer.from_pretrained(path)
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    samples = make_samples(base, tok, args.samples, args.completion_tokens)
+    samples = make_samples(base, tok, args.samples, args.completion_tokens, args.prompt_tokens)
     tokens = sum(len(s.prompt_ids) + len(s.completion_ids) for s in samples)
     work = Path(tempfile.mkdtemp(prefix="mars2_train_step_"))
 
@@ -208,8 +215,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     trl = trl_trainer(trl_model, tok, trl_args, fixed)
     timer = StepTimer()
     trl.add_callback(timer)
-    trl.remove_callback("PrinterCallback")
-    trl.remove_callback("ProgressCallback")
+    for cb in (PrinterCallback, ProgressCallback):
+        trl.remove_callback(cb)
     trl_split = Split()
     trl_split.instrument(trl, trl.create_optimizer())
 
