@@ -219,3 +219,18 @@ def test_grpo_config_fields_exist():
         "bf16",
     }
     assert needed <= fields, f"GRPOConfig lost {sorted(needed - fields)}"
+
+
+def test_compute_loss_computes_logps_before_reading_the_advantages():
+    """Deferred TIS (old-log-prob pass skipped) folds its weights into the micro-batch from
+    inside the loss forward; that works only while TRL's `_compute_loss` calls
+    `_get_per_token_logps_and_entropies` before it reads `inputs["advantages"]`."""
+    src = inspect.getsource(GRPOTrainer._compute_loss)
+    forward = src.find("self._get_per_token_logps_and_entropies(")
+    advantages = src.find('inputs["advantages"]')
+    assert 0 < forward < advantages, "TRL reads the advantages before the policy forward"
+    assert src.count("self._get_per_token_logps_and_entropies(") == 1
+    # and TRL itself skips the old pass under the same rule we follow
+    gen = inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    assert "self.args.gradient_accumulation_steps % generate_every != 0" in gen
+    assert "per_token_logps.detach() if old_per_token_logps is None" in src

@@ -152,3 +152,24 @@ def test_checkpoint_resume_is_bit_for_bit(tmp_path, tok):
         Learner("other", tiny_llama(tok), tok, make_grpo_config(tmp_path / "d", 2, 2), 1).load(
             tmp_path / "ckpt"
         )
+
+
+def test_a_learner_checkpoint_holds_each_tensor_once(tmp_path, tok):
+    """A checkpoint is the weights plus AdamW's two moments, fp32, each written once: no frozen
+    KL reference, no second copy of the tied embedding, no second format of the same state.
+    (For SmolLM2-135M that is 0.54 + 1.08 GB per agent, all of it needed for an exact resume.)"""
+    from train.trainer import Mars2GRPOTrainer
+
+    model = tiny_llama(tok, seed=0)
+    args = make_grpo_config(tmp_path / "out", 2, 2, seed=0, beta=1e-3)  # with a KL reference
+    lr = Learner("coder_0", model, tok, args, max_updates=4)
+    assert isinstance(lr.trainer, Mars2GRPOTrainer) and lr.trainer.ref_model is not None
+    p, good, bad = _pair(tok)
+    lr.step([NodeSample(p, good, 1.0), NodeSample(p, bad, -1.0)])
+    lr.save(tmp_path / "ckpt")
+    param_bytes = sum(t.numel() * t.element_size() for t in model.parameters())  # tied: once
+    files = {f.name: f.stat().st_size for f in (tmp_path / "ckpt").iterdir()}
+    tensors = files["model.pt"] + files["optimizer.pt"]
+    assert 3 * param_bytes <= tensors <= 3 * param_bytes * 1.02 + 96_000, (files, param_bytes)
+    assert sum(files.values()) - tensors < 16_000  # the rest is counters, buffer, LR schedule
+    assert set(files) == {"model.pt", "optimizer.pt", "scheduler.pt", "learner.json"}

@@ -257,3 +257,27 @@ def test_engine_agents_get_the_new_weights_after_each_update(
             served = agent._inner.model.state_dict()
             assert all(torch.equal(trained[k], served[k]) for k in trained)
             assert loop.learners[name].model is not agent._inner.model
+
+
+def test_checkpoint_every_counts_rounds_and_keep_last_prunes(
+    tmp_path, tiny_dir, demo_problems, executor, monkeypatch
+):
+    """Checkpoints after rounds 2 and 4 (every 2) and at the stop (round 5), whether or not
+    a round updated; keep_last=2 leaves the two newest on disk."""
+    import train.loop
+
+    written = []
+    real = train.loop.save_checkpoint
+
+    def spy(root, name, *a, **kw):
+        written.append(name)
+        return real(root, name, *a, **kw)
+
+    monkeypatch.setattr(train.loop, "save_checkpoint", spy)
+    with _loop(tmp_path, tiny_dir, demo_problems, executor, checkpoint_every=2, keep_last=2,
+               max_steps=50, max_rounds=5) as loop:
+        loop.run()
+    assert written == ["round-000002", "round-000004", "round-000005"]
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir() if p.is_dir()) == written[1:]
+    assert (ckpts / "latest").read_text().strip() == "round-000005"

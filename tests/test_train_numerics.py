@@ -216,3 +216,78 @@ def test_clip_engages_only_with_several_optimizer_steps_per_batch(tmp_path, tok,
         assert logs["clip_ratio/region_mean"] > 0.0
     # the LR schedule covers every optimizer step of every update
     assert lr.trainer.state.max_steps == 3 * steps
+
+
+# ---- skipping the old-log-prob pass (TRL's rule) -----------------------------------------
+
+
+def _one_update_grads(tmp_path, tok, samples, force: bool, **kw):
+    """Loss of each micro-batch and the accumulated gradient of one update's window, taken
+    through TRL's own flow (``training_step`` -> ``_prepare_inputs`` -> our scoring ->
+    ``_compute_loss``), stopped before the optimizer step; plus the log-prob passes counted."""
+    ref = perturbed(tiny_llama(tok, seed=0), 0.02, seed=2)
+    model = perturbed(tiny_llama(tok, seed=0), 0.02, seed=1)  # "new": samples came from "old"
+    args = make_grpo_config(tmp_path / ("force" if force else "skip"), len(samples), 3,
+                            beta=kw.pop("beta", 1e-3), seed=0)
+    lr = Learner("coder_0", model, tok, args, max_updates=2, ref_model=ref,
+                 force_old_logps=force, **kw)
+    t = lr.trainer
+    passes = {"no_grad": 0, "grad": 0}
+    inner = t._get_per_token_logps_and_entropies
+
+    def counted(*a, **k):
+        passes["grad" if torch.is_grad_enabled() else "no_grad"] += 1
+        return inner(*a, **k)
+
+    t._get_per_token_logps_and_entropies = counted
+    model.train()
+    model.zero_grad()
+    torch.manual_seed(0)  # TRL shuffles the generation batch with the global generator
+    losses = [float(t.training_step(t.model_wrapped, samples, None))
+              for _ in range(args.steps_per_generation)]
+    keys = set(t._buffered_inputs[0])
+    return losses, flat_grads(model), passes, keys, t._metrics["train"]
+
+
+@pytest.mark.parametrize("tis", [dict(tis_cap=CAP), dict(tis_cap=CAP, tis_level="sequence"),
+                                 dict(tis_cap=None), dict(tis_cap=CAP, beta=0.0)],
+                         ids=["tis-token", "tis-sequence", "tis-off", "no-kl"])
+def test_skipping_the_old_logp_pass_leaves_loss_and_gradient_unchanged(tmp_path, tok, tis):
+    """One optimizer step per batch: without the old-log-prob pass (TRL's ``old = None``, TIS
+    weighted from the loss forward's own log-probs) the losses and the gradient are those
+    computed with it, within 1e-6, also for stale samples whose TIS weights cap."""
+    old = tiny_llama(tok, seed=0)
+    samples, _ = make_batch(tok, old, perturbed(old, 0.02, seed=1))  # rollout logps of "old"
+    want_losses, want, forced, forced_keys, forced_metrics = _one_update_grads(
+        tmp_path, tok, samples, force=True, **dict(tis))
+    got_losses, got, skipped, skipped_keys, skipped_metrics = _one_update_grads(
+        tmp_path, tok, samples, force=False, **dict(tis))
+    assert "old_per_token_logps" in forced_keys and "old_per_token_logps" not in skipped_keys
+    kl_passes = 0 if tis.get("beta") == 0.0 else 1
+    assert forced == {"no_grad": 1 + kl_passes, "grad": 2}  # old + ref, two micro-batches
+    assert skipped == {"no_grad": kl_passes, "grad": 2}  # the old pass is gone
+    assert max(abs(a - b) for a, b in zip(got_losses, want_losses, strict=True)) < 1e-6
+    assert abs(sum(want_losses)) > 1e-4  # not trivially zero
+    assert set(got) == set(want) and rel_err(got, want) < 1e-6
+    if tis["tis_cap"] is not None:
+        # the TIS weights are logged either way, and really correct something here
+        assert skipped_metrics["tis/capped_frac"] and max(skipped_metrics["tis/capped_frac"]) > 0
+        n = len(forced_metrics["tis/weight_mean"])
+        assert sum(skipped_metrics["tis/weight_mean"]) / 2 == pytest.approx(
+            sum(forced_metrics["tis/weight_mean"]) / n, rel=0.5)
+
+
+@pytest.mark.parametrize("kw", [dict(optimizer_steps_per_batch=2), dict(num_iterations=2)],
+                         ids=["two-steps-per-batch", "two-iterations"])
+def test_old_logp_pass_is_kept_when_the_weights_change_within_a_batch(tmp_path, tok, kw):
+    """Several optimizer steps on one batch: later micro-batches are scored by earlier
+    weights, so the old log-probs are computed (and the clip can act)."""
+    model = tiny_llama(tok, seed=0)
+    args = make_grpo_config(tmp_path, 4, 2, seed=0, **kw)
+    lr = Learner("coder_0", model, tok, args, max_updates=2, tis_cap=None)
+    samples, _ = make_batch(tok, model, model)
+    for s in samples:
+        s.logprobs = None
+    lr.step(samples[:4])
+    assert "old_per_token_logps" in lr.trainer._buffered_inputs[0]
+    assert not lr.trainer.old_logps_are_current()

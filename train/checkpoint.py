@@ -9,7 +9,9 @@ Layout under ``OUT/checkpoints``::
       learners/<agent>/         # model.pt, optimizer.pt, scheduler.pt, learner.json (buffer, counters)
 
 A checkpoint is written to ``<name>.tmp`` and renamed when complete, so an interrupted
-write never shadows the previous checkpoint.
+write never shadows the previous checkpoint; older checkpoints (beyond the ``keep`` newest) and
+leftovers of interrupted writes are deleted only after that, so the checkpoint a run resumed
+from survives until a newer one is complete.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 LATEST = "latest"
+CHECKPOINT_RE = re.compile(r"round-\d{6,}")
 
 
 def rng_state() -> dict[str, Any]:
@@ -69,16 +73,40 @@ def save_checkpoint(
         learner.save(tmp / "learners" / agent)
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / "loop.json").write_text(json.dumps(loop_state, indent=1, sort_keys=True))
-    shutil.rmtree(final, ignore_errors=True)
+    if final.exists():  # the same round written again (a resume from an older checkpoint)
+        replaced = root / f"{name}.replaced.tmp"
+        shutil.rmtree(replaced, ignore_errors=True)
+        final.rename(replaced)
     tmp.rename(final)
     pointer = root / f"{LATEST}.tmp"
     pointer.write_text(name + "\n")
     pointer.replace(root / LATEST)
-    complete = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
-    for old in complete[:-keep]:
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(root, keep, protect=name)
     return final
+
+
+def is_checkpoint_name(name: str) -> bool:
+    return bool(CHECKPOINT_RE.fullmatch(name))
+
+
+def prune_checkpoints(root: str | os.PathLike, keep: int, protect: str | None = None) -> list[str]:
+    """Delete all but the ``keep`` newest complete checkpoints and any interrupted writes.
+
+    ``protect`` (the checkpoint just written) is never deleted. Only directories named like
+    checkpoints (``round-NNNNNN``, ``round-NNNNNN*.tmp``) are touched. Returns the deleted names.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    root = Path(root)
+    dirs = [p for p in root.iterdir() if p.is_dir()]
+    complete = sorted(
+        (p for p in dirs if is_checkpoint_name(p.name)), key=lambda p: int(p.name.split("-")[1])
+    )
+    doomed = [p for p in complete[:-keep] if p.name != protect]
+    doomed += [p for p in dirs if p.name.endswith(".tmp") and is_checkpoint_name(p.name.split(".")[0])]
+    for p in doomed:
+        shutil.rmtree(p, ignore_errors=True)
+    return sorted(p.name for p in doomed)
 
 
 def latest_checkpoint(root: str | os.PathLike) -> Path | None:

@@ -24,6 +24,7 @@ DEPRECATED_NAMES = {"trees_per_round": "max_trees", "workers": "executor_workers
 
 #: options that were renamed or removed, and what to write instead (said when one is used)
 RENAMED_OPTIONS = {
+    "keep_checkpoints": "keep_checkpoints was renamed keep_last (the N newest checkpoints are kept)",
     "shaping_alpha": (
         "shaping_alpha was replaced by shaping_lambda, the paper's λ (Eq. 3), which weights the "
         "siblings instead of the parent: b = (1 - λ) * r_parent + λ * mean(r_siblings). "
@@ -156,9 +157,16 @@ class Mars2TrainConfig:
     seed: int = _f(0, "seed of problem order, schedulers, agents and learners")
     max_rounds: int | None = _f(None, "stop after this many rollout rounds even if updates remain")
     checkpoint_every: int = _f(
-        10, "checkpoint after every N updates (summed over learners), at a round boundary"
+        10,
+        "rollout rounds between checkpoints (a checkpoint is taken at a round boundary, and always "
+        "one when the run stops). With the embedded model one is ~1.6 GB per agent: weights plus "
+        "AdamW's two moments in fp32, all needed for an exact resume",
     )
-    keep_checkpoints: int = _f(2, "checkpoints kept on disk (older ones are deleted)")
+    keep_last: int = _f(
+        2,
+        "checkpoints kept on disk: the N newest; older ones are deleted only after a newer one "
+        "is complete, so the one a run resumed from survives until then",
+    )
     report_to: list[str] = _f(
         [], "TRL/transformers loggers besides metrics.jsonl: tensorboard, wandb, ..."
     )
@@ -316,10 +324,7 @@ class Mars2TrainConfig:
             self.checkpoint_every >= 1,
             f"checkpoint_every must be >= 1, got {self.checkpoint_every}",
         )
-        need(
-            self.keep_checkpoints >= 1,
-            f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
-        )
+        need(self.keep_last >= 1, f"keep_last must be >= 1, got {self.keep_last}")
         need(
             self.max_rounds is None or self.max_rounds >= 1,
             f"max_rounds must be >= 1, got {self.max_rounds}",

@@ -94,6 +94,7 @@ class Learner:
         tis_cap: float | None = 2.0,
         tis_level: str = "token",
         ref_model: PreTrainedModel | None = None,
+        force_old_logps: bool = False,
     ) -> None:
         if max_updates < 1:
             raise ValueError(f"max_updates must be >= 1, got {max_updates}")
@@ -104,7 +105,13 @@ class Learner:
         self.buffer = SampleBuffer(args.generation_batch_size)
         self.updates = 0
         self.trainer = Mars2GRPOTrainer(
-            model, args, tokenizer, ref_model=ref_model, tis_cap=tis_cap, tis_level=tis_level
+            model,
+            args,
+            tokenizer,
+            ref_model=ref_model,
+            tis_cap=tis_cap,
+            tis_level=tis_level,
+            force_old_logps=force_old_logps,
         )
         t = self.trainer
         for cb in (PrinterCallback, ProgressCallback):

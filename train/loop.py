@@ -18,10 +18,11 @@ the others (asynchronous per-agent updates); trees still in flight then continue
 new weights (the HF agent shares the model object; a vLLM agent gets ``load_weights``),
 and truncated importance sampling corrects the resulting policy lag.
 
-Checkpoints are taken at round boundaries (no tree in flight) once ``checkpoint_every``
-updates have accumulated, so ``resume`` repeats the uninterrupted run exactly: everything a
-round depends on is either saved (weights, optimizer, LR schedule, buffers, RNG states,
-agent sampling counters, log sizes) or derived from ``(seed, round)``.
+Checkpoints are taken at round boundaries (no tree in flight) after every round whose number
+is a multiple of ``checkpoint_every``, and always when the run stops; the ``keep_last`` newest
+are kept. ``resume`` repeats the uninterrupted run exactly: everything a round depends on is
+either saved (weights, optimizer, LR schedule, buffers, RNG states, agent sampling counters,
+log sizes) or derived from ``(seed, round)``.
 
 Outputs under ``out``: ``config.yaml``, ``metrics.jsonl`` (one JSON object per round and per
 update), ``trees.jsonl`` (every searched tree), ``checkpoints/``, ``final/<agent>/``.
@@ -215,7 +216,6 @@ class TrainLoop:
         self._owns_executor = executor is None
         self.round = 0
         self.counters: dict[str, Any] = defaultdict(int)
-        self._updates_at_ckpt = 0
         self._round_at_ckpt = 0
         self._bar = None
 
@@ -470,9 +470,8 @@ class TrainLoop:
             checkpoint_name(self.round),
             self.loop_state(),
             self.learners,
-            keep=self.cfg.keep_checkpoints,
+            keep=self.cfg.keep_last,
         )
-        self._updates_at_ckpt = self.total_updates
         self._round_at_ckpt = self.round
         return path
 
@@ -492,7 +491,6 @@ class TrainLoop:
                     self.agents[name].load_weights(learner.model.state_dict())
         truncate(self.metrics_path, int(state["metrics_bytes"]))
         truncate(self.trees_path, int(state["trees_bytes"]))
-        self._updates_at_ckpt = self.total_updates
         self._round_at_ckpt = self.round
         return True
 
@@ -526,7 +524,7 @@ class TrainLoop:
             ):
                 self.run_round()
                 rounds_here += 1
-                if self.total_updates - self._updates_at_ckpt >= cfg.checkpoint_every:
+                if self.round % cfg.checkpoint_every == 0:
                     self.checkpoint()
             if self.round != self._round_at_ckpt:
                 self.checkpoint()  # the state at the stop, so --resume (e.g. with a larger --max-steps) goes on

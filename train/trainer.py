@@ -1,11 +1,21 @@
 """`trl.GRPOTrainer` whose batches come from a learner's buffer of tree nodes.
 
-The only override is ``_generate_and_score_completions``: instead of sampling G
+The main override is ``_generate_and_score_completions``: instead of sampling G
 completions per dataset prompt and scoring them with reward functions, it pads the
 buffer samples it is handed (prompt / completion ids, rollout logprobs, tree advantages),
-computes ``old_per_token_logps`` and ``ref_per_token_logps`` with TRL's own helper, folds
-the truncated importance-sampling weight into the advantages, and returns the dict TRL's
-unchanged ``_compute_loss`` consumes. GSPO is TRL's ``importance_sampling_level="sequence"``.
+computes ``ref_per_token_logps`` (and ``old_per_token_logps`` when needed, see below) with
+TRL's own helper, folds the truncated importance-sampling weight into the advantages, and
+returns the dict TRL's unchanged ``_compute_loss`` consumes. GSPO is TRL's
+``importance_sampling_level="sequence"``.
+
+The old-log-prob pass is skipped, as TRL skips it, when the batch is trained on by exactly one
+optimizer step (``num_iterations == 1`` and ``gradient_accumulation_steps`` a multiple of
+``steps_per_generation``): the weights cannot change between scoring and the loss, so the
+old log-probs are the loss forward's own, detached (TRL's ``old_per_token_logps = None``).
+TIS needs them too; in that case its weight ``min(pi_old / pi_rollout, C)`` is computed from
+those same detached log-probs inside the loss forward (``_compute_loss`` /
+``_get_per_token_logps_and_entropies`` below), which is the same value the extra pass would
+give, whatever policy version wrote the samples.
 
 TRL's private batch contract changes between releases; ``TESTED_TRL_VERSIONS`` lists the
 releases this was checked against and ``tests/test_train_contract.py`` fails loudly when
@@ -43,6 +53,8 @@ REQUIRED_BATCH_KEYS = (
 # Keys TRL's loss reads when present (old logps: multi-iteration / off-policy; ref: beta != 0;
 # sampling logps: the off-policy sequence mask).
 OPTIONAL_BATCH_KEYS = ("old_per_token_logps", "ref_per_token_logps", "sampling_per_token_logps")
+# Our own key: rollout logprobs whose TIS weight the loss forward computes (old-logp pass skipped).
+DEFERRED_TIS_KEY = "mars2_tis_rollout_logps"
 
 
 def check_trl_version(strict: bool = False) -> None:
@@ -88,6 +100,9 @@ class Mars2GRPOTrainer(GRPOTrainer):
 
     ``ref_model``: the frozen KL reference when ``args.beta != 0`` (default: a copy of
     ``model`` taken before training, so no second load from disk is needed).
+
+    ``force_old_logps``: always run the old-log-prob pass, even when it provably equals the
+    loss forward's log-probs (the module doc); for checking and benchmarking the skip.
     """
 
     def __init__(
@@ -99,6 +114,7 @@ class Mars2GRPOTrainer(GRPOTrainer):
         tis_cap: float | None = 2.0,
         tis_level: str = "token",
         callbacks: list[TrainerCallback] | None = None,
+        force_old_logps: bool = False,
     ) -> None:
         check_trl_version()
         if isinstance(model, str):
@@ -118,6 +134,9 @@ class Mars2GRPOTrainer(GRPOTrainer):
             )
         self.tis_cap = tis_cap
         self.tis_level = tis_level
+        self.force_old_logps = bool(force_old_logps)
+        self._in_train_flow = False  # set while TRL's training flow scores a generation batch
+        self._pending_tis: tuple[dict[str, Any], torch.Tensor] | None = None
         beta = args.beta
         if beta != 0.0 and ref_model is None:
             ref_model = copy.deepcopy(model)  # before TRL patches the forward of `model`
@@ -166,8 +185,7 @@ class Mars2GRPOTrainer(GRPOTrainer):
 
         rollout_logps = batch["rollout_logps"]
         use_tis = self.tis_cap is not None and bool(batch["has_rollout_logps"].any())
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        need_old = use_tis or self.args.gradient_accumulation_steps % generate_every != 0
+        need_old = not self.old_logps_are_current()
 
         old_per_token_logps = ref_per_token_logps = None
         with torch.no_grad():
@@ -182,22 +200,10 @@ class Mars2GRPOTrainer(GRPOTrainer):
 
         advantages = batch["advantages"]
         metrics = self._metrics[mode]
-        mask = completion_mask.bool()
-        if use_tis:
-            weights = tis_weights(
-                old_per_token_logps, rollout_logps, completion_mask, self.tis_cap, self.tis_level
+        if use_tis and old_per_token_logps is not None:
+            advantages = self._apply_tis(
+                advantages, old_per_token_logps, rollout_logps, completion_mask, mode
             )
-            advantages = fold_into_advantages(advantages, weights)
-            known = mask & ~torch.isnan(rollout_logps)
-            w = weights[known] if self.tis_level == "token" else weights.flatten()
-            if w.numel():
-                metrics["tis/weight_mean"].append(w.mean().item())
-                metrics["tis/weight_min"].append(w.min().item())
-                metrics["tis/capped_frac"].append((w >= self.tis_cap).float().mean().item())
-            delta = (old_per_token_logps - rollout_logps).abs()[known]
-            if delta.numel():
-                metrics["sampling/sampling_logp_difference/mean"].append(delta.mean().item())
-                metrics["sampling/sampling_logp_difference/max"].append(delta.max().item())
 
         lengths = completion_mask.sum(1).float()
         rewards = batch["rewards"]
@@ -222,8 +228,99 @@ class Mars2GRPOTrainer(GRPOTrainer):
         }
         if old_per_token_logps is not None:
             output["old_per_token_logps"] = old_per_token_logps
+        elif use_tis:
+            output[DEFERRED_TIS_KEY] = rollout_logps  # weighted in the loss forward
         if ref_per_token_logps is not None:
             output["ref_per_token_logps"] = ref_per_token_logps
         if bool(batch["has_rollout_logps"].all()):
             output["sampling_per_token_logps"] = rollout_logps
         return output
+
+    # ---- the old-log-prob pass and TIS --------------------------------------------------
+
+    def old_logps_are_current(self) -> bool:
+        """True when the old-log-prob pass would equal the loss forward's log-probs (TRL's rule).
+
+        Only inside TRL's training flow (``_prepare_inputs`` scoring a generation batch that
+        the loss then consumes), with one optimizer step per batch and one pass over it, and
+        unless ``force_old_logps``. A direct call (tests, evaluation) always scores.
+        """
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        return (
+            self._in_train_flow
+            and not self.force_old_logps
+            and self.args.gradient_accumulation_steps % generate_every == 0
+        )
+
+    def _prepare_inputs(self, generation_batch: Any) -> dict[str, torch.Tensor | Any]:
+        self._in_train_flow = self.model.training
+        try:
+            return super()._prepare_inputs(generation_batch)
+        finally:
+            self._in_train_flow = False
+
+    def _apply_tis(
+        self,
+        advantages: torch.Tensor,
+        train_logps: torch.Tensor,
+        rollout_logps: torch.Tensor,
+        completion_mask: torch.Tensor,
+        mode: str,
+    ) -> torch.Tensor:
+        """Advantages times the TIS weights ``min(pi_train / pi_rollout, cap)``; logs their stats."""
+        weights = tis_weights(
+            train_logps, rollout_logps, completion_mask, self.tis_cap, self.tis_level
+        )
+        metrics = self._metrics[mode]
+        known = completion_mask.bool() & ~torch.isnan(rollout_logps)
+        w = weights[known] if self.tis_level == "token" else weights.flatten()
+        if w.numel():
+            metrics["tis/weight_mean"].append(w.mean().item())
+            metrics["tis/weight_min"].append(w.min().item())
+            metrics["tis/capped_frac"].append((w >= self.tis_cap).float().mean().item())
+        delta = (train_logps - rollout_logps).abs()[known]
+        if delta.numel():
+            metrics["sampling/sampling_logp_difference/mean"].append(delta.mean().item())
+            metrics["sampling/sampling_logp_difference/max"].append(delta.max().item())
+        return fold_into_advantages(advantages, weights)
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        """TRL's loss; a micro-batch with deferred TIS gets its weights from the loss forward.
+
+        TRL's ``_compute_loss`` computes the policy's log-probs first and reads
+        ``inputs["advantages"]`` after (``tests/test_train_contract.py`` pins that order), so
+        the hook in ``_get_per_token_logps_and_entropies`` folds the weights, computed from
+        those log-probs detached, into a copy of the micro-batch before the loss reads it.
+        """
+        rollout_logps = inputs.get(DEFERRED_TIS_KEY)
+        if rollout_logps is None:
+            return super()._compute_loss(model, inputs)
+        inputs = {k: v for k, v in inputs.items() if k != DEFERRED_TIS_KEY}
+        self._pending_tis = (inputs, rollout_logps)
+        try:
+            loss = super()._compute_loss(model, inputs)
+        finally:
+            pending, self._pending_tis = self._pending_tis, None
+        if pending is not None:
+            raise RuntimeError(
+                "TRL's _compute_loss did not compute the policy log-probs before reading the "
+                "advantages; the deferred TIS weight was never applied (see tests/test_train_contract.py)"
+            )
+        return loss
+
+    def _get_per_token_logps_and_entropies(
+        self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        logits_to_keep: int, *args: Any, **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        out = super()._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+        )
+        if self._pending_tis is not None:
+            inputs, rollout_logps = self._pending_tis
+            self._pending_tis = None
+            mode = "train" if self.model.training else "eval"
+            inputs["advantages"] = self._apply_tis(
+                inputs["advantages"], out[0].detach(), rollout_logps,
+                inputs["completion_mask"], mode,
+            )
+        return out
