@@ -5,9 +5,14 @@ stdin piped, stdout captured, graded with the same LiveCodeBench rule). Ours: `E
 a fresh process per test forked from a warm worker server. Both run the same trivial
 programs one test at a time; then ``run_many`` shows throughput across workers.
 
+Also, on one worker and in the same run: a program that imports numpy, with numpy preloaded
+by the worker (the default) and without (each test imports it, as before the preload), against
+the plain program; and the assert kind (test code in its own process, see `bridge`) against
+the stdin kind.
+
     python benchmarks/executor.py [--tests 200] [--items 400] [--workers N]
 
-Prints ms per test for each, the ratio, and run_many tests/s; exits non-zero when the
+Prints ms per test for each, the ratios, and run_many tests/s; exits non-zero when the
 single-worker speed-up is below ``--min-ratio`` (default 10).
 """
 
@@ -24,9 +29,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mars2_env.execution import Executor, Verdict  # noqa: E402
 from mars2_env.execution.grader import lines_match  # noqa: E402
+from mars2_env.execution.server import DEFAULT_PRELOAD  # noqa: E402
 from mars2_env.problems import Problem, TestCase  # noqa: E402
 
 PROGRAM = "a, b = map(int, input().split())\nprint(a + b)\n"
+NUMPY_PROGRAM = "import numpy as np\na, b = map(int, input().split())\nprint(int(np.add(a, b)))\n"
+ADD = "def add(a, b):\n    return a + b\n"
+
+
+def assert_problem(n_tests: int) -> Problem:
+    return Problem(id="add-assert", statement="def add(a, b)", kind="assert",
+                   public_tests=[TestCase(f"assert add({i}, {i}) == {2 * i}") for i in range(n_tests)])
 
 
 def make_problem(n_tests: int, offset: int = 0) -> Problem:
@@ -44,9 +57,9 @@ def baseline(problem: Problem, program_path: str) -> float:
     return time.perf_counter() - start
 
 
-def ours(ex: Executor, problem: Problem) -> float:
+def ours(ex: Executor, problem: Problem, program: str = PROGRAM) -> float:
     start = time.perf_counter()
-    res = ex.run(problem, PROGRAM, stop_on_first_failure=False)
+    res = ex.run(problem, program, stop_on_first_failure=False)
     elapsed = time.perf_counter() - start
     assert res.verdict == Verdict.PASSED, res.summary()
     return elapsed
@@ -82,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     base_ms, ours_ms = 1000 * base_s / n, 1000 * ours_s / n
     ratio = base_ms / ours_ms
 
+    kinds = compare_kinds(args, per_round)
+
     items = [(make_problem(args.tests_per_item, offset=i % 7), PROGRAM) for i in range(args.items)]
     with Executor(max_workers=args.workers, sandbox=args.sandbox) as ex:
         ex.run(make_problem(1), PROGRAM)  # start every worker before timing
@@ -98,10 +113,45 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speed-up: {ratio:.1f}x   (worker start-up, once: {1000 * startup:.0f} ms)")
     print(f"run_many: {args.items} programs x {args.tests_per_item} tests on {workers} workers: "
           f"{many_tests / many_s:.0f} tests/s ({1000 * many_s / many_tests:.2f} ms/test)")
+    plain, numpy_pre, numpy_cold, assert_ms = (kinds[k] for k in ("plain", "numpy", "numpy_cold", "assert"))
+    if numpy_pre is not None:
+        print(f"import numpy, preloaded (default):     {numpy_pre:8.2f} ms/test ({numpy_pre / plain:.2f}x the plain program)")
+        print(f"import numpy, not preloaded:           {numpy_cold:8.2f} ms/test ({numpy_cold / plain:.2f}x; "
+              f"the preload saves {numpy_cold / numpy_pre:.1f}x)")
+    print(f"assert kind (test and program processes): {assert_ms:6.2f} ms/test ({assert_ms / plain:.2f}x the stdin kind)")
+    print(f"load average: {os.getloadavg()[0]:.2f}")
     if ratio < args.min_ratio:
         print(f"FAIL: speed-up {ratio:.1f}x is below {args.min_ratio}x")
         return 1
     return 0
+
+
+def compare_kinds(args: argparse.Namespace, per_round: int) -> dict[str, float | None]:
+    """ms/test on one worker, alternating rounds: plain stdin, numpy (preloaded and not), assert."""
+    problem, asserts = make_problem(per_round), assert_problem(per_round)
+    try:
+        import numpy  # noqa: F401
+        have_numpy = True
+    except ImportError:
+        have_numpy = False
+    no_numpy = tuple(m for m in DEFAULT_PRELOAD if m != "numpy")
+    totals = {"plain": 0.0, "numpy": 0.0, "numpy_cold": 0.0, "assert": 0.0}
+    with Executor(max_workers=1, sandbox=args.sandbox) as warm, \
+            Executor(max_workers=1, sandbox=args.sandbox, preload=no_numpy) as cold:
+        for ex in (warm, cold):
+            ours(ex, make_problem(1))
+        ours(warm, assert_problem(1), ADD)
+        for _ in range(args.rounds):
+            totals["plain"] += ours(warm, problem)
+            totals["assert"] += ours(warm, asserts, ADD)
+            if have_numpy:
+                totals["numpy"] += ours(warm, problem, NUMPY_PROGRAM)
+                totals["numpy_cold"] += ours(cold, problem, NUMPY_PROGRAM)
+    n = per_round * args.rounds
+    out: dict[str, float | None] = {k: 1000 * v / n for k, v in totals.items()}
+    if not have_numpy:
+        out["numpy"] = out["numpy_cold"] = None
+    return out
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     # logical CPUs for both Ray setups at once (they are timed one at a time)
-    ray.init(num_cpus=2 * w, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2 * w, include_dashboard=False, log_to_driver=False,
              object_store_memory=200 * 1024 * 1024)
     init_s = time.perf_counter() - t0
 

@@ -112,7 +112,7 @@ def append_tree(path: Path, tree: SearchTree) -> None:
     import os
 
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(tree.to_dict(), ensure_ascii=False) + "\n")
+        f.write(tree.to_json() + "\n")  # lossless for any text, lone surrogates included
         f.flush()
         os.fsync(f.fileno())
 

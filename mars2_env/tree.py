@@ -25,6 +25,11 @@ Every node carries all twelve keys. A parent always has a smaller id than its ch
 ``depth`` equals the parent's depth plus one; `SearchTree.from_dict` checks both and raises
 `TreeFormatError` naming the node and field otherwise. A reader meeting another
 ``schema_version`` refuses the row rather than guessing.
+
+Any text is stored losslessly (a model may write NUL bytes or lone surrogates): lines are UTF-8
+JSON with non-ASCII text as is, except a line holding a lone surrogate, which UTF-8 cannot
+encode: that line is written with ``\\uXXXX`` escapes throughout (`json_line`), which every JSON
+reader decodes back to the same string.
 """
 
 from __future__ import annotations
@@ -38,6 +43,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
+
+
+def json_line(obj: Any) -> str:
+    """``obj`` as one line of JSON that always encodes as UTF-8 and reads back exactly:
+    readable non-ASCII text, or ``\\uXXXX`` escapes when a lone surrogate is in it."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj)
+    return text
 
 NODE_FIELDS: tuple[str, ...] = (
     "id", "parent", "agent", "depth", "step", "response", "code", "reward", "public", "private",
@@ -252,9 +268,10 @@ class SearchTree:
         return tree
 
     def to_json(self, **json_kwargs: Any) -> str:
-        """One JSON line (no newline) in the `to_dict` schema."""
-        json_kwargs.setdefault("ensure_ascii", False)
-        return json.dumps(self.to_dict(), **json_kwargs)
+        """One JSON line (no newline) in the `to_dict` schema, always encodable as UTF-8."""
+        if json_kwargs:
+            return json.dumps(self.to_dict(), **json_kwargs)
+        return json_line(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> SearchTree:

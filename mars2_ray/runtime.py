@@ -36,7 +36,9 @@ def connect(address: str, num_cpus: int | None = None) -> bool:
     if address == LOCAL:
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
-        ray.init(**kwargs)
+        # "local" always starts a fresh Ray: without it ray.init() silently joins whatever
+        # cluster RAY_ADDRESS or /tmp/ray/ray_current_cluster names (and then refuses num_cpus).
+        ray.init(address="local", **kwargs)
     else:
         if num_cpus is not None:
             raise ValueError("--ray-num-cpus sizes a local Ray; a cluster joined with --ray "

@@ -207,3 +207,21 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith("mars2 search: error: ") and message in err
     assert "Traceback" not in err
+
+
+def test_responses_with_lone_surrogates_and_nul_are_stored_losslessly(tmp_path):
+    """A model may emit any text: trees.jsonl is still written (valid UTF-8) and reads back the
+    exact response, lone surrogates and NUL bytes included; the report is written too."""
+    weird = "odd text \ud800 and \udfff, a NUL \x00, emoji \U0001F600 and é\n" + fenced(
+        "print('\ud83d')\x00")
+    answers = tmp_path / "weird.jsonl"
+    answers.write_text(json.dumps({"problem_id": "*", "response": weird}) + "\n")
+    out = tmp_path / "run"
+    assert main(["search", "--problems", "builtin:demo", "--limit", "1", "--agents",
+                 f"replay:{answers}", "--budget", "2", "--workers", "1", "--out", str(out)]) == 0
+    raw = (out / "trees.jsonl").read_bytes()
+    raw.decode("utf-8")  # strict: the file is valid UTF-8
+    (tree,) = read_trees(out / "trees.jsonl")
+    responses = [n.response for n in tree.nodes()][1:]
+    assert responses and all(r == weird for r in responses), responses
+    assert (out / "report.html").read_text(encoding="utf-8")

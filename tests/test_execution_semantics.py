@@ -49,6 +49,13 @@ IO_PATTERNS = {
         "threading.Thread(target=main).start()\n"),
     "unflushed_file_object": "import os\nout = os.fdopen(1, 'w', closefd=False)\nout.write(str(sum(map(int, open(0).read().split()))) + '\\n')\n",
     "lcb_prelude_names": "print(sum(map(int, stdin.read().split())))\n",  # `stdin` from LCB's `from sys import *`
+    "close_stdout_after_output": "import sys\nprint(sum(map(int, sys.stdin.read().split())))\nsys.stdout.close()\n",
+    "sixteen_threads_default_stacks": (  # thread stacks must not count as memory used
+        "import sys, threading\nout = []\nbarrier = threading.Barrier(16)\n"
+        "def work(i):\n    out.append(len(bytearray(1 << 20)))\n    barrier.wait()\n"
+        "ts = [threading.Thread(target=work, args=(i,)) for i in range(16)]\n"
+        "for t in ts:\n    t.start()\nfor t in ts:\n    t.join()\n"
+        "assert len(out) == 16\nprint(sum(map(int, sys.stdin.read().split())))\n"),
 }
 
 
@@ -248,3 +255,52 @@ def test_results_and_feedback_repeat_exactly(ex):
 def test_result_type(ex):
     r = ex.run(SUM, "print(6)", tests=[TestCase("", "6")])
     assert isinstance(r, ExecutionResult) and r.summary()["verdict"] == "passed"
+
+
+# ---------------------------------------------------------------- memory limit and preloads
+
+def test_memory_limit_counts_memory_used_not_reserved():
+    """Under 256 MB: 16 threads pass (above), 200 MB of data passes, 300 MB is a memory limit,
+    and a 4 GiB shared mapping (which RLIMIT_DATA does not count) is refused by the backstop."""
+    p = Problem(id="mem", statement="", public_tests=[TestCase("", "ok\n")], memory_limit_mb=256)
+    codes = {"b = bytearray(200 << 20)\nprint('ok')": Verdict.PASSED,
+             "b = bytearray(300 << 20)\nprint('ok')": Verdict.MEMORY_LIMIT,
+             "import mmap\nm = mmap.mmap(-1, 4 << 30)\nm[-1] = 1\nprint('ok')": Verdict.RUNTIME_ERROR}
+    with Executor(max_workers=1) as ex:
+        results = ex.run_many([(p, c) for c in codes])
+    assert [r.verdict for r in results] == list(codes.values()), [format_feedback(r) for r in results]
+    assert "Cannot allocate memory" in results[2].tests[0].error
+
+
+PRELUDE_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math",
+                   "random", "statistics", "itertools", "functools", "operator", "io", "sys",
+                   "json", "typing")
+
+
+def test_numpy_and_the_lcb_prelude_modules_are_preloaded(ex):
+    """A program's ``import numpy`` is a dict lookup: the worker imported it before forking."""
+    pytest.importorskip("numpy")
+    code = f"import sys\nprint(sorted(m for m in ['numpy', *{PRELUDE_MODULES!r}] if m not in sys.modules))\n"
+    r = ex.run(Problem(id="pre", statement="", public_tests=[TestCase("", "[]\n")]), code)
+    assert r.verdict == Verdict.PASSED, format_feedback(r)
+
+
+def test_a_failed_preload_is_reported_once_per_executor(caplog):
+    with caplog.at_level("WARNING", logger="mars2_env.execution"):
+        with Executor(max_workers=2, preload=("json", "mars2_no_such_module")) as ex:
+            assert ex.run(SUM, "print(6)", tests="public").tests[0].verdict == Verdict.PASSED
+            ex._replace(ex._pool.workers[0])  # a fresh worker fails the same way: not reported again
+            ex.run_many([(SUM, "print(6)")] * 4)
+            failures = dict(ex.preload_failures)
+    assert list(failures) == ["mars2_no_such_module"]
+    assert failures["mars2_no_such_module"].startswith("ModuleNotFoundError: No module named")
+    reports = [m for m in caplog.messages if "could not preload" in m]
+    assert len(reports) == 1 and "'mars2_no_such_module'" in reports[0] and "ModuleNotFoundError" in reports[0]
+
+
+def test_a_missing_optional_module_is_not_reported(caplog):
+    with caplog.at_level("WARNING", logger="mars2_env.execution"):
+        with Executor(max_workers=1, preload=("json", "sortedcontainers", "numpy")) as ex:
+            ex.run(SUM, "print(6)", tests="public")
+            assert ex.preload_failures == {}
+    assert not [m for m in caplog.messages if "could not preload" in m]

@@ -26,7 +26,7 @@ SIM = "simulated:skill=0.5,refine=0.6"
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              object_store_memory=150 * 1024 * 1024)
     yield
     ray.shutdown()
@@ -406,3 +406,18 @@ def test_no_actor_outlives_its_run():
     """Every command above closed its actors (only this module's own are left: none)."""
     names = [a for a in ray.util.list_named_actors() if a.startswith("mars2/")]
     assert names == [], names
+
+
+def test_local_ray_starts_fresh_when_another_cluster_is_advertised():
+    """`--ray` without an address never joins a cluster found through RAY_ADDRESS (or
+    /tmp/ray/ray_current_cluster): it starts its own, so --ray-num-cpus still applies."""
+    import subprocess
+    import sys
+    code = ("import ray; from mars2_ray.runtime import connect; "
+            "assert connect('local', num_cpus=1); "
+            "print(ray.cluster_resources().get('CPU')); ray.shutdown()")
+    env = dict(os.environ, RAY_ADDRESS="127.0.0.1:9")   # nothing listens there
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=180, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "1.0"

@@ -283,6 +283,17 @@ def test_rllm_prelude_has_its_names_and_not_livecodebench_ones(ex):
     assert ex.run(dataclasses.replace(stdin, harness="lcb"), via_lcm).verdict == Verdict.PASSED
 
 
+def test_rllm_program_using_the_preludes_np_runs_where_numpy_is_preloaded(ex):
+    """rllm's prelude binds ``np`` (imported on first use): a program using it without an import
+    runs in the zygote that preloaded numpy, not paying the import in every test."""
+    pytest.importorskip("numpy")
+    stdin = Problem(id="np", statement="", harness="rllm", public_tests=[TestCase("", "True\n3\n")])
+    loaded = "import sys\nprint(('nu' + 'mpy') in sys.modules)\n"  # no module name in the source
+    assert ex.run(stdin, loaded + "print(int(np.int64(3)))\n").verdict == Verdict.PASSED
+    plain = dataclasses.replace(stdin, public_tests=[TestCase("", "False\n")])
+    assert ex.run(plain, loaded).verdict == Verdict.PASSED  # the light zygote otherwise
+
+
 MIN_MAX = "for _ in range(int(input())):\n    x, y = map(int, input().split())\n    print(min(x, y), max(x, y))\n"
 PRETTINESS = """from math import gcd
 n = int(input())
@@ -337,18 +348,57 @@ def test_bad_time_limit_policy_is_a_clear_error(text):
 FULL = os.environ.get("MARS2_REAL_DATA_DIR")
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not FULL, reason="set MARS2_REAL_DATA_DIR to a folder holding "
-                    "HumanEval.jsonl.gz, mbpp.jsonl and sanitized-mbpp.json")
-@pytest.mark.parametrize("name, passed, total, failing", [
+FULL_FILES = [  # file (as the source repository names it; rllm's train split renamed), counts
     ("HumanEval.jsonl.gz", 164, 164, []),
     ("mbpp.jsonl", 973, 974, ["MBPP/123"]),
     ("sanitized-mbpp.json", 426, 427, ["MBPP/123"]),
-])
+    ("leetcode.json", 200, 200, []),  # rllm/data/test/code/leetcode.json
+    ("train_leetcode.json", 1889, 1889, []),  # rllm/data/train/code/leetcode.json
+]
+
+
+def _full_file(name: str) -> Path:
+    if not FULL:
+        pytest.skip("set MARS2_REAL_DATA_DIR to a folder holding HumanEval.jsonl.gz, mbpp.jsonl, "
+                    "sanitized-mbpp.json and rllm's leetcode.json / train_leetcode.json")
+    path = Path(FULL) / name
+    if not path.exists():
+        pytest.skip(f"{path} is not there")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, passed, total, failing", FULL_FILES)
 def test_canonical_pass_counts_on_the_full_files(name, passed, total, failing):
     from mars2_cli.data_cmd import check_references
 
-    result = check_references(load_problems(Path(FULL) / name))
-    assert (result["passed"], result["with_reference"]) == (passed, total)
-    assert [f["id"] for f in result["failures"]] == failing
+    result = check_references(load_problems(_full_file(name)))
+    # MBPP/123's reference takes 5 s on a quiet machine, more under load: it may pass or time out
+    assert result["with_reference"] == total and result["passed"] >= passed
+    assert {f["id"] for f in result["failures"]} <= set(failing)
     assert all(f["verdict"] == "time_limit" for f in result["failures"])
+
+
+REBIND_HELPERS = ("\nimport builtins\n_yes = lambda a, b: True\nis_same_list = is_same_tree = _yes\n"
+                  "builtins.is_same_list = builtins.is_same_tree = _yes\n")
+
+
+def _wrong_override(p: Problem) -> str:
+    """The reference with its entry point answering None (LeetCode: also every comparison
+    helper the program can reach rebound to say yes); HumanEval: the prompt returning None."""
+    if p.harness == "humaneval":
+        return p.starter_code + "    return None\n"
+    if p.harness == "leetcode":
+        return (p.metadata["reference_solution"] + REBIND_HELPERS
+                + f"\nSolution.{p.entry_point} = lambda self, *a, **k: None\n")
+    return p.metadata["reference_solution"] + f"\ndef {p.entry_point}(*a, **k):\n    return None\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f[0] for f in FULL_FILES])
+def test_wrong_overrides_fail_on_the_full_files(name):
+    problems = load_problems(_full_file(name))
+    with Executor() as ex:
+        results = ex.run_many([(p, _wrong_override(p)) for p in problems])
+    assert [p.id for p, r in zip(problems, results, strict=True)
+            if r.verdict == Verdict.PASSED] == []

