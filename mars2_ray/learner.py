@@ -85,6 +85,8 @@ class LearnerActor:
         extra: dict[str, Any] = {}
         if world > 1:
             extra["world_size"] = int(world)
+            if not deepspeed:  # every parameter gets a gradient: skip DDP's unused-parameter pass
+                extra["ddp_find_unused_parameters"] = False
         if deepspeed:
             extra["deepspeed"] = str(deepspeed)
         self.learner = build_learner(cfg, index, model, tokenizer, out, **extra)
@@ -242,7 +244,7 @@ class RemoteLearner:
     def __init__(self, config: Any, index: int, out: str | os.PathLike,
                  placements: Sequence[Placement], group: Any = None,
                  deepspeed: str | None = None, start_timeout: float = 1800.0) -> None:
-        ray = require_ray()
+        self._ray = require_ray()
         placements = list(placements)
         if not placements:
             raise ValueError(f"agent {config.names[index]!r} has no learner process planned")
@@ -264,7 +266,6 @@ class RemoteLearner:
                                   max(1, int(s.placement.request.cpus)), deepspeed)
             for rank, s in enumerate(self.slots)]
         self.processes: list[dict[str, Any]] = []
-        self._ray = ray
 
     def wait_ready(self) -> list[dict[str, Any]]:
         """Wait until every process has built its learner; their pid, node, rank, device."""
