@@ -55,7 +55,27 @@ def check_train_options(options: Any, config: Mars2TrainConfig) -> Any:
         raise ValueError("mars2 train --ray runs one search driver: --rollout-workers must be 1")
     if options.executor_cpus is None and config.executor_workers:
         options = dataclasses.replace(options, executor_cpus=config.executor_workers)
+    if options.deepspeed is not None:
+        options = dataclasses.replace(options, deepspeed=_deepspeed_file(options.deepspeed))
     return options
+
+
+def _deepspeed_file(path: str) -> str:
+    """The DeepSpeed config as an absolute path (the learner processes may start in another
+    directory), checked to be a JSON object with a ZeRO stage."""
+    import json
+
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"--deepspeed: no such file {path} (see examples/deepspeed/)")
+    try:
+        data = json.loads(file.read_text())
+    except ValueError as exc:
+        raise ValueError(f"--deepspeed: {path} is not JSON: {exc}") from None
+    stage = data.get("zero_optimization", {}).get("stage") if isinstance(data, dict) else None
+    if stage not in (0, 1, 2, 3):
+        raise ValueError(f"--deepspeed: {path} sets no zero_optimization.stage (0-3)")
+    return str(file)
 
 
 class RayTrainLoop(TrainLoop):
