@@ -14,6 +14,7 @@ interruption as a user would: `mars2 train --ray` stopped, then `--resume` in fr
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -29,10 +30,12 @@ from train.config import Mars2TrainConfig  # noqa: E402
 from train.loop import TrainLoop, is_timing_key  # noqa: E402
 from train.tiny import save_tiny  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(address="local", num_cpus=6, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False,
              object_store_memory=150 * 1024 * 1024)
     yield
     ray.shutdown()
@@ -61,8 +64,8 @@ def config(tiny_dir, **overrides) -> Mars2TrainConfig:
     return Mars2TrainConfig(**kw)
 
 
-def session(cfg: Mars2TrainConfig) -> RaySession:
-    opts = check_train_options(RayOptions(executor_cpus=1), cfg)
+def session(cfg: Mars2TrainConfig, **options) -> RaySession:
+    opts = check_train_options(RayOptions(executor_cpus=1, **options), cfg)
     return RaySession(opts, list(zip(cfg.names, cfg.agents, strict=True)), learners=True)
 
 
@@ -230,3 +233,53 @@ def test_resume_on_ray_repeats_the_run_from_each_learners_shard(ray_run):
     assert ray_run["resumed_final"] == ray_run["final"]
     assert {k: v for k, v in ray_run["resumed_summary"].items() if k != "time_s"} == {
         k: v for k, v in ray_run["summary"].items() if k != "time_s"}
+
+
+@pytest.fixture(scope="module")
+def local_run_halves(tmp_path_factory, tiny_dir, problems):
+    """The single-process loop with micro-batches of 2 (a batch of 4 splits over 2 processes)."""
+    out = tmp_path_factory.mktemp("local-halves")
+    cfg = config(tiny_dir, per_device_train_batch_size=2, max_steps=1)
+    with Executor(max_workers=1) as ex, TrainLoop(cfg, out, problems=problems,
+                                                  executor=ex) as loop:
+        loop.run()
+        weights = {n: {k: v.clone() for k, v in lr.model.state_dict().items()}
+                   for n, lr in loop.learners.items()}
+    return rows(out / "metrics.jsonl"), weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["ddp", "zero2", "zero3"])
+def test_learner_over_two_processes_makes_the_single_process_update(
+        tmp_path, tiny_dir, problems, local_run_halves, backend):
+    """Each learner as 2 data-parallel processes started like `accelerate launch` ranks: TRL's
+    trainer under DDP, or under DeepSpeed ZeRO-2 / ZeRO-3 with the example files (TRL's and
+    accelerate's own path, on CPU with gloo). Each process trains on half of every batch; the
+    update is the single-process loop's (loss, weights within float-sum tolerance), the
+    weights gathered to the engines equal the learner's."""
+    if backend != "ddp":
+        pytest.importorskip("deepspeed")
+    local_rows, local_weights = local_run_halves
+    cfg = config(tiny_dir, per_device_train_batch_size=2, max_steps=1)
+    ds = None if backend == "ddp" else str(ROOT / "examples" / "deepspeed" / f"{backend}.json")
+    with session(cfg, learner_processes=2, deepspeed=ds) as s, RayTrainLoop(
+            cfg, tmp_path, s, problems=problems) as loop:
+        procs = [(p["rank"], p["world"], p["distributed"])
+                 for lr in loop.learners.values() for p in lr.processes]
+        summary = loop.run()
+        hashes = loop.weights_hashes()
+        weights = {n: ray.get(lr.publish_weights()) for n, lr in loop.learners.items()}
+    kind = "DistributedType.MULTI_CPU" if backend == "ddp" else "DistributedType.DEEPSPEED"
+    assert procs == [(0, 2, kind), (1, 2, kind)] * 2
+    assert summary["done"] and summary["updates"] == {"coder_0": 1, "coder_1": 1}
+    got = [r for r in rows(tmp_path / "metrics.jsonl") if r["event"] == "update"]
+    want = [r for r in local_rows if r["event"] == "update"]
+    assert [(r["agent"], r["round"]) for r in got] == [(r["agent"], r["round"]) for r in want]
+    assert any(abs(r["loss"]) > 1e-4 for r in want)     # a real update, not a zero loss
+    for a, b in zip(want, got, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+    for name, state in local_weights.items():
+        assert set(weights[name]) == set(state)
+        for key, value in state.items():
+            torch.testing.assert_close(weights[name][key], value, rtol=1e-4, atol=1e-5)
+        assert hashes[name]["engines"] == [hashes[name]["learner"]]
