@@ -1,6 +1,7 @@
 """Where `mars2 train --ray` puts learners and engines: the placement plan (separate and
 colocated), its `--dry-run` for the paper's setting without Ray, the checks of the training
-options, and the ZeRO-2 / ZeRO-3 files of `examples/deepspeed/` read by TRL's own config."""
+options, the ZeRO-2 / ZeRO-3 files of `examples/deepspeed/` read by TRL's own config, and the
+staleness rule."""
 
 from __future__ import annotations
 
@@ -185,3 +186,25 @@ def test_deepspeed_examples_are_read_by_trls_own_config(tmp_path, stage):
             ds["gradient_clipping"], ds["bf16"]["enabled"]) == (4, 8, 0.5, False)
     assert ds["train_batch_size"] == 4 * 8 * args.world_size
     assert args.deepspeed_plugin is not None and args.deepspeed_plugin.zero_stage == stage
+
+
+@pytest.mark.parametrize("bound", [None, 0, 1, 3])
+def test_staleness_bound_drops_exactly_the_samples_too_many_versions_behind(bound):
+    """The rule both loops apply before an update, recomputed here in plain lines: a sample of
+    policy version v is kept at learner version u iff u - v <= bound (None keeps all); order
+    is kept and the count of drops returned."""
+    import random
+
+    from train.buffer import NodeSample, SampleBuffer
+
+    rng = random.Random(bound)
+    versions = [rng.randrange(0, 6) for _ in range(40)]
+    buf = SampleBuffer(4)
+    for i, v in enumerate(versions):
+        buf.add(NodeSample([1], [2], 0.5, node_id=i, policy_version=v))
+    learner_version = 5
+    kept = [(i, v) for i, v in enumerate(versions)
+            if bound is None or learner_version - v <= bound]
+    assert buf.drop_stale(learner_version, bound) == len(versions) - len(kept)
+    assert [(s.node_id, s.policy_version) for s in buf] == kept
+    assert buf.drop_stale(learner_version, bound) == 0      # nothing more to drop
