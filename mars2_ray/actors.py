@@ -21,16 +21,17 @@ class ActorSlot:
     """A Ray actor of class `cls` built with `args`, restartable in place.
 
     `replace()` kills what is left of the current actor and starts a new one with the same
-    arguments and placement; `restarts` counts replacements. Callers hold on to the work they
+    arguments and placement (the same bundle of its placement group `group`, if it has one); `restarts` counts replacements. Callers hold on to the work they
     sent, so nothing the dead actor had not answered is lost. Actors are named
     ``mars2/<planned name>/<run token>.<restarts>`` (`ray.get_actor`, ``ray list actors``).
     """
 
-    def __init__(self, cls: type, args: tuple, placement: Placement) -> None:
+    def __init__(self, cls: type, args: tuple, placement: Placement, group: Any = None) -> None:
         ray = require_ray()
         self._remote = ray.remote(cls)
         self.args = args
         self.placement = placement
+        self.group = group          # the Ray placement group of placement.group, if any
         self.restarts = 0
         self.token = uuid.uuid4().hex[:8]
         self.handle = self._start()
@@ -44,7 +45,8 @@ class ActorSlot:
         return f"mars2/{self.placement.name}/{self.token}.{self.restarts}"
 
     def _start(self) -> Any:
-        return self._remote.options(name=self.actor_name, **actor_options(self.placement)
+        return self._remote.options(name=self.actor_name,
+                                    **actor_options(self.placement, self.group)
                                     ).remote(*self.args)
 
     def replace(self) -> None:

@@ -17,6 +17,11 @@ trees. Either way a dead actor is replaced on the same planned node, set to the 
 predecessor had after its last answered call (`agents.BaseAgent.get_state`; an agent that does
 not declare its state gets its earlier calls replayed instead), and its unanswered share of the
 batch is re-sent: a restart changes nothing in the trees.
+
+Weights (`mars2 train --ray`). `load_weights` gives every actor of the pool a learner's new
+weights — a reference into the object store, fetched by each actor, never through the driver —
+and records the policy version; an actor that replaces a dead one gets the latest weights
+before its first batch, then its predecessor's sampling state.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from mars2_ray.actors import ActorSlot, unplaced
 from mars2_ray.placement import Placement
 from mars2_ray.runtime import is_actor_death, require_ray
+from mars2_ray.weights import state_hash
 
 __all__ = ["GenerationPool", "GenerationActor"]
 
@@ -59,18 +65,37 @@ class GenerationActor:
         except (AttributeError, NotImplementedError):
             return None
 
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """Copy a learner's weights into the agent (`HFAgent` / `VLLMAgent.load_weights`; on a
+        GPU vLLM's own weight-update call)."""
+        load = getattr(self.agent, "load_weights", None)
+        if not callable(load):
+            raise TypeError(f"{self.agent!r} cannot take new weights (no load_weights): train "
+                            "hf: or vllm: agents")
+        load(state)
+
+    def weights_hash(self) -> str | None:
+        """SHA-256 of the weights the agent samples with (None when they are in an engine)."""
+        import torch
+
+        model = getattr(self.agent, "model", None)
+        return state_hash(model.state_dict()) if isinstance(model, torch.nn.Module) else None
+
     def generate(self, observations: list[dict], seeds: list[int] | None = None,
-                 restore: tuple[str, Any] | None = None, want_state: bool = True
-                 ) -> tuple[list[Any], Any]:
+                 restore: tuple[str, Any] | None = None, want_state: bool = True,
+                 weights: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
         """The agent's responses (sampled with the per-request `seeds` when given and the agent
         takes them) and its state afterwards (None if it has no declared state).
 
-        `restore` first brings a replacement actor's fresh agent to its predecessor's state:
+        `weights` (a replacement actor's first call, during training) are loaded first; then
+        `restore` brings the fresh agent to its predecessor's state:
         ``("state", get_state() value)`` or ``("replay", earlier (observations, seeds))``,
         whose answers are dropped.
         """
         from agents.base import generate_seeded
 
+        if weights is not None:
+            self.load_weights(weights)
         if restore is not None:
             kind, value = restore
             if kind == "state":
@@ -138,7 +163,7 @@ class PendingGeneration:
                                            f"on the same {len(batch)} observations; giving up "
                                            f"({exc})") from exc
                     self.pool.slots[i].replace()
-                    self.pool._fresh[i] = True
+                    self.pool._fresh[i] = self.pool._needs_weights[i] = True
                     self.refs[i] = self.pool._send(i, batch, seeds)
             if len(gens) != len(rows):
                 raise RuntimeError(f"{self.pool.slots[i].name} returned {len(gens)} responses "
@@ -147,6 +172,26 @@ class PendingGeneration:
                 out[j] = g
             self.pool._answered(i, batch, seeds, state)
         return out
+
+
+class PendingLoad:
+    """New weights sent to a pool's actors; `result()` waits, replacing actors that died (a
+    replacement gets the weights with its first batch)."""
+
+    def __init__(self, pool: GenerationPool, refs: dict[int, Any]) -> None:
+        self.pool, self.refs = pool, refs
+
+    def result(self) -> None:
+        ray = require_ray()
+        for i, ref in self.refs.items():
+            try:
+                ray.get(ref)
+            except Exception as exc:
+                if not is_actor_death(exc):
+                    raise
+                self.pool.slots[i].replace()
+                self.pool._fresh[i] = self.pool._needs_weights[i] = True
+        self.refs = {}
 
 
 class GenerationPool:
@@ -163,12 +208,14 @@ class GenerationPool:
             after every call (`get_state`), ``"replay"`` keeps the calls and re-runs them (for
             agents whose state is costly to copy; memory grows with the run), ``"auto"``: state
             when the agent declares it, else replay.
+        groups: Ray placement groups by name, for placements inside one (engines colocated
+            with their learner).
     """
 
     def __init__(self, spec: str, overrides: dict[str, Any] | None = None, *,
                  placements: Sequence[Placement] | None = None, actors: int = 1,
                  cpus: float = 0.0, gpus: float = 0.0, max_retries: int = 3,
-                 restore: str = "auto") -> None:
+                 restore: str = "auto", groups: dict[str, Any] | None = None) -> None:
         require_ray()
         if restore not in ("auto", "state", "replay"):
             raise ValueError(f"restore must be 'auto', 'state' or 'replay', got {restore!r}")
@@ -185,10 +232,15 @@ class GenerationPool:
             raise ValueError(f"agent {self.name!r} needs at least one generation actor")
         self.max_retries = int(max_retries)
         self.restore = restore
-        self.slots = [ActorSlot(GenerationActor, (spec, self.overrides), p) for p in placements]
+        groups = groups or {}
+        self.slots = [ActorSlot(GenerationActor, (spec, self.overrides), p,
+                                groups.get(p.group) if p.group else None) for p in placements]
+        self.policy_version: int | None = None   # of the weights last loaded (None: the spec's)
+        self._weights: Any = None                # their object-store reference
         self._state: list[Any] = [None] * len(self.slots)        # after the last answered call
         self._log: list[list[tuple]] = [[] for _ in self.slots]   # for agents without state
         self._fresh = [False] * len(self.slots)  # replaced since its last answered call
+        self._needs_weights = [False] * len(self.slots)  # replaced since the last weights
         self._route: dict[str, int] = {}
         self._trees = [0] * len(self.slots)
         self._pending: PendingGeneration | None = None
@@ -225,6 +277,61 @@ class GenerationPool:
         response = self.generate([observation])[0]
         return response if isinstance(response, str) else response.text
 
+    # ------------------------------------------------------------------ weights
+    def load_weights(self, weights: Any, version: int | None = None) -> None:
+        """Give every actor new weights: a state dict, or an object-store reference to one
+        (`mars2_ray.learner.RemoteLearner.publish_weights`), which each actor fetches itself.
+        Later replacement actors get them too; `version` is recorded as `policy_version`."""
+        self.load_weights_async(weights, version).result()
+
+    def load_weights_async(self, weights: Any, version: int | None = None) -> PendingLoad:
+        """`load_weights` started on every actor; `.result()` waits (several pools at once)."""
+        ray = require_ray()
+        if self._closed:
+            raise RuntimeError(f"the generation pool of {self.name!r} is closed")
+        if self._pending is not None:
+            self._pending.result()
+        if not isinstance(weights, ray.ObjectRef):
+            weights = ray.put(dict(weights))
+        self._weights = weights
+        self.policy_version = version
+        self._needs_weights = [False] * len(self.slots)
+        return PendingLoad(self, {i: s.handle.load_weights.remote(weights)
+                                  for i, s in enumerate(self.slots)})
+
+    def weights_hash(self) -> list[str | None]:
+        """Per actor, the SHA-256 of the weights it samples with (None inside an engine)."""
+        ray = require_ray()
+        return ray.get([s.handle.weights_hash.remote() for s in self.slots])
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to answer as this pool would: each actor's agent state after
+        its last call (or its calls, for agents without declared state) and which actor has
+        which tree. Pickled into a string, so it fits the run's JSON checkpoint."""
+        import base64
+        import pickle
+
+        if self._pending is not None:
+            self._pending.result()
+        blob = pickle.dumps({"state": self._state, "log": self._log, "route": self._route,
+                             "trees": self._trees, "actors": len(self.slots)})
+        return {"pickle": base64.b64encode(blob).decode("ascii")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict`: every actor gets its saved state before its next batch."""
+        import base64
+        import pickle
+
+        data = pickle.loads(base64.b64decode(state["pickle"]))
+        if data["actors"] != len(self.slots):
+            raise ValueError(f"{self.name}: the checkpoint was taken with {data['actors']} "
+                             f"generation actor(s), this run has {len(self.slots)}; resume "
+                             "with the same --generation-actors")
+        self._state, self._log = data["state"], data["log"]
+        self._route, self._trees = data["route"], data["trees"]
+        self._fresh = [True] * len(self.slots)
+
     # ------------------------------------------------------------------ management
     def rebuild(self, overrides: dict[str, Any]) -> None:
         """Rebuild the agent in every actor with new `overrides` (same spec and name): a fresh
@@ -250,6 +357,8 @@ class GenerationPool:
         self._fresh = [False] * len(self.slots)
         self._route = {}
         self._trees = [0] * len(self.slots)
+        self._weights = self.policy_version = None   # a rebuilt agent has the spec's weights
+        self._needs_weights = [False] * len(self.slots)
 
     @property
     def restarts(self) -> int:
@@ -310,8 +419,9 @@ class GenerationPool:
         return dict(sorted(shards.items()))
 
     def _send(self, i: int, batch: list[dict], seeds: list[int] | None) -> Any:
-        """Send a batch to actor i; a replacement actor first gets its predecessor's state
-        after the last answered call (or those calls replayed)."""
+        """Send a batch to actor i; a replacement actor first gets the latest weights, then its
+        predecessor's state after the last answered call (or those calls replayed)."""
+        weights = self._weights if self._needs_weights[i] else None
         restore = None
         if self._fresh[i]:
             if self._state[i] is not None:
@@ -319,7 +429,7 @@ class GenerationPool:
             elif self._log[i]:
                 restore = ("replay", self._log[i])
         return self.slots[i].handle.generate.remote(batch, seeds, restore,
-                                                    self.restore != "replay")
+                                                    self.restore != "replay", weights)
 
     def _answered(self, i: int, batch: list[dict], seeds: list[int] | None, state: Any) -> None:
         if self.restore == "replay":
@@ -327,4 +437,4 @@ class GenerationPool:
         if state is None:
             self._log[i].append((batch, seeds))
         self._state[i] = state
-        self._fresh[i] = False
+        self._fresh[i] = self._needs_weights[i] = False

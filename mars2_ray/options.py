@@ -1,4 +1,5 @@
-"""The Ray options of `mars2 search`, `eval` and `bench`: one dataclass and the flags that fill it.
+"""The Ray options of `mars2 search`, `eval`, `bench` and `train`: one dataclass and the flags that
+fill it (`mars2 train` adds the learner options).
 
 Nothing here imports Ray, so ``--help`` and ``--dry-run`` work where Ray is not installed.
 """
@@ -20,7 +21,17 @@ _FLAGS = {
     "generation_actors": "generation_actors", "generation_cpus": "generation_cpus",
     "generation_gpus": "generation_gpus", "rollout_workers": "rollout_workers",
     "cluster": "cluster", "ray_num_cpus": "num_cpus", "dry_run": "dry_run",
+    "learner_gpus": "learner_gpus", "learner_cpus": "learner_cpus",
+    "learner_processes": "learner_processes", "learner_placement": "learner_placement",
+    "deepspeed": "deepspeed",
 }
+
+#: where an agent's generation engines go relative to its learner (`mars2 train --ray`)
+PLACEMENTS = ("separate", "colocate")
+
+#: the options that take one value for every agent or one value per agent
+PER_AGENT = ("generation_actors", "generation_cpus", "generation_gpus", "learner_gpus",
+             "learner_cpus", "learner_processes", "learner_placement")
 
 
 @dataclass
@@ -47,6 +58,18 @@ class RayOptions:
         cluster: node specs (``"3:cpus=96,gpus=8"``) to plan against instead of a live cluster.
         num_cpus: logical CPUs of a local Ray started here (None: all cores).
         dry_run: print the placement plan and exit without starting anything.
+
+    Learners (`mars2 train --ray`; one value for every agent or one per agent):
+        learner_gpus: GPUs of each agent's learner in all (0: CPU); one process per GPU.
+        learner_cpus: CPUs of each learner process (None: 1).
+        learner_processes: data-parallel processes of each learner (None: one per GPU, at
+            least 1); several run TRL's trainer under accelerate (DDP, or DeepSpeed with
+            ``deepspeed``), each on its share of every batch.
+        learner_placement: ``"separate"`` (engines on GPUs of their own) or ``"colocate"``
+            (engine k shares the GPU, or CPUs, of learner process k, in the learner's
+            placement group).
+        deepspeed: a DeepSpeed config file (ZeRO-2 / ZeRO-3, ``examples/deepspeed/``) for
+            learners with several processes (None: plain DDP).
     """
 
     address: str = LOCAL
@@ -59,6 +82,11 @@ class RayOptions:
     cluster: list[str] | None = None
     num_cpus: int | None = None
     dry_run: bool = False
+    learner_gpus: float | list[float] = 0.0
+    learner_cpus: float | list[float] | None = None
+    learner_processes: int | list[int] | None = None
+    learner_placement: str | list[str] = "separate"
+    deepspeed: str | None = None
 
     def __post_init__(self) -> None:
         def whole(name: str, value: object, low: int) -> None:
@@ -75,7 +103,7 @@ class RayOptions:
             raise ValueError(f"--ray address must be a non-empty string, got {self.address!r}")
         whole("--executor-actors", self.executor_actors, 1)
         amount("--executor-cpus", self.executor_cpus, 1)
-        for name in ("generation_actors", "generation_cpus", "generation_gpus"):
+        for name in PER_AGENT:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 if not value:
@@ -92,6 +120,18 @@ class RayOptions:
             if v > 1 and not float(v).is_integer():
                 raise ValueError("--generation-gpus above 1 must be a whole number (a "
                                  f"tensor-parallel engine spans whole GPUs), got {v!r}")
+        for v in _values(self.learner_gpus):
+            amount("--learner-gpus", v, 0)
+        for v in _values(self.learner_cpus):
+            amount("--learner-cpus", v, 0.01)
+        for v in _values(self.learner_processes):
+            whole("--learner-processes", v, 1)
+        for v in _values(self.learner_placement):
+            if v not in PLACEMENTS:
+                raise ValueError(f"--learner-placement must be one of {', '.join(PLACEMENTS)}, "
+                                 f"got {v!r}")
+        if self.deepspeed is not None and not str(self.deepspeed).strip():
+            raise ValueError("--deepspeed needs a DeepSpeed config file")
         whole("--rollout-workers", self.rollout_workers, 1)
         whole("--ray-num-cpus", self.num_cpus, 1)
         if self.executor_cpus is not None and not float(self.executor_cpus).is_integer():
@@ -115,6 +155,33 @@ class RayOptions:
         """True when the agents generate in Ray actors (not in the driver's process)."""
         return any(v > 0 for v in _values(self.generation_actors))
 
+    def learner_shape(self, index: int, agents: int) -> tuple[int, float, float]:
+        """(processes, GPUs per process, CPUs per process) of agent `index`'s learner."""
+        gpus = float(self.per_agent("learner_gpus", index, agents))
+        procs = self.per_agent("learner_processes", index, agents)
+        if procs is None:
+            if gpus and not float(gpus).is_integer():
+                procs = 1
+            else:
+                procs = max(1, int(gpus))
+        per = gpus / procs
+        if per > 1 + 1e-9:
+            raise ValueError(f"--learner-gpus {gpus:g} over {procs} learner process(es) is "
+                             f"{per:g} GPUs each; TRL's trainer runs one process per GPU, so "
+                             "give --learner-processes = --learner-gpus")
+        cpus = self.per_agent("learner_cpus", index, agents)
+        return int(procs), per, 1.0 if cpus is None else float(cpus)
+
+    def learner_options_given(self) -> list[str]:
+        """The learner flags set away from their defaults (they only apply to mars2 train)."""
+        given = []
+        for name, default in (("learner_gpus", 0.0), ("learner_cpus", None),
+                              ("learner_processes", None), ("learner_placement", "separate"),
+                              ("deepspeed", None)):
+            if getattr(self, name) != default:
+                given.append("--" + name.replace("_", "-"))
+        return given
+
 
 def _values(value: Any) -> list:
     if value is None:
@@ -122,8 +189,9 @@ def _values(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--ray [ADDRESS]`` and the options that size and place its actors."""
+def add_ray_arguments(parser: argparse.ArgumentParser, learners: bool = False) -> None:
+    """Add ``--ray [ADDRESS]`` and the options that size and place its actors (``learners``:
+    also those of learner actors, for `mars2 train`)."""
     g = parser.add_argument_group(
         "Ray (scale-out)", "run generation and execution in Ray actors; needs the ray extra "
         "(pip install -e '.[ray]'). Without --ray the options below are refused.")
@@ -156,6 +224,24 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dry-run", action="store_true",
                    help="with --ray: print which actors go on which node (CPUs/GPUs each) and "
                         "exit without starting anything")
+    if not learners:
+        return
+    g.add_argument("--learner-gpus", type=float, nargs="+", default=None, metavar="G",
+                   help="GPUs of each agent's learner in all, one value or one per agent; one "
+                        "learner process per GPU (default 0: CPU)")
+    g.add_argument("--learner-cpus", type=float, nargs="+", default=None, metavar="C",
+                   help="CPUs of each learner process, one value or one per agent (default 1)")
+    g.add_argument("--learner-processes", type=int, nargs="+", default=None, metavar="N",
+                   help="data-parallel processes of each learner (default: one per GPU, at "
+                        "least 1); several run TRL's trainer under accelerate (DDP, or DeepSpeed "
+                        "with --deepspeed)")
+    g.add_argument("--learner-placement", nargs="+", default=None, choices=PLACEMENTS,
+                   help="per agent: separate (generation engines on GPUs of their own) or "
+                        "colocate (engine k shares learner process k's GPU or CPUs); default "
+                        "separate")
+    g.add_argument("--deepspeed", default=None, metavar="FILE",
+                   help="DeepSpeed config for learners with several processes, e.g. "
+                        "examples/deepspeed/zero3.json (default: DDP)")
 
 
 def ray_options(args: argparse.Namespace) -> RayOptions | None:

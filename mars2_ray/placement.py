@@ -5,7 +5,10 @@ The same plan drives a real run (each actor is pinned to its planned node with R
 affinity, falling back to any node if that one is gone) and ``--dry-run``, so what a user checks
 on a laptop for a 3 x 8-GPU cluster is what the cluster gets. Nothing here imports Ray.
 
-Order of placement: generation actors first (they need GPUs, and a vLLM engine's
+Order of placement: for `mars2 train`, learners first, one Ray placement group per agent (a
+bundle of CPUs / a GPU per learner process, all on one node when they fit — STRICT_PACK — else
+packed over as few nodes as possible — PACK), with the agent's generation engines inside the
+bundles when it is colocated; then generation actors (they need GPUs, and a vLLM engine's
 tensor-parallel GPUs must share a node), agent by agent, first fit over the nodes in order
 (with several rollout workers, starting from the shard's share of the nodes);
 then executor actors on the CPUs left (by default one per node, taking all its free CPUs);
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 
 from mars2_ray.options import RayOptions
 
-__all__ = ["ActorRequest", "NodeSpec", "Placement", "PlacementPlan", "parse_cluster",
+__all__ = ["ActorRequest", "NodeSpec", "Placement", "GroupPlan", "PlacementPlan", "parse_cluster",
            "plan_placement", "default_generation_cpus"]
 
 #: agent spec kinds whose generation runs a model in the actor (1 CPU each by default)
@@ -44,25 +47,48 @@ class NodeSpec:
 class ActorRequest:
     """One actor to place: its role, name, resources, agent (generation) and shard."""
 
-    role: str            # "generation" | "executor" | "rollout"
+    role: str            # "generation" | "executor" | "rollout" | "learner"
     name: str
     cpus: float
     gpus: float = 0.0
     agent: str | None = None
     spec: str | None = None
     shard: int = 0
+    rank: int = 0        # a learner process's rank in its learner
 
 
 @dataclass(frozen=True)
 class Placement:
-    """An actor request and the node it goes to (None: it does not fit)."""
+    """An actor request and the node it goes to (None: it does not fit); actors of a learner
+    run in bundle `bundle` of placement group `group` (`GroupPlan`)."""
 
     request: ActorRequest
     node: NodeSpec | None
+    group: str | None = None
+    bundle: int | None = None
 
     @property
     def name(self) -> str:
         return self.request.name
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """A Ray placement group: bundles of ``(CPUs, GPUs)`` that Ray reserves together before any
+    actor in them starts (a learner's processes, and its engines when colocated)."""
+
+    name: str
+    strategy: str                                   # "STRICT_PACK" (one node) | "PACK"
+    bundles: tuple[tuple[float, float], ...]
+    nodes: tuple[NodeSpec | None, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(n is not None for n in self.nodes)
+
+    def ray_bundles(self) -> list[dict[str, float]]:
+        """The bundles as Ray takes them (no zero entries)."""
+        return [{k: v for k, v in (("CPU", c), ("GPU", g)) if v > 0} for c, g in self.bundles]
 
 
 @dataclass
@@ -74,6 +100,7 @@ class PlacementPlan:
     options: RayOptions
     source: str = ""
     errors: list[str] = field(default_factory=list)
+    groups: list[GroupPlan] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +117,30 @@ class PlacementPlan:
     def generation(self, agent: str, shard: int | None = None) -> list[Placement]:
         """The generation actors of `agent` (of one shard, or all)."""
         return [p for p in self.role("generation", shard) if p.request.agent == agent]
+
+    def learner(self, agent: str) -> list[Placement]:
+        """The learner processes of `agent`, by rank."""
+        return [p for p in self.role("learner") if p.request.agent == agent]
+
+    def group(self, name: str) -> GroupPlan:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(f"no placement group {name!r} in the plan")
+
+    def demand(self) -> dict[str, float]:
+        """CPUs and GPUs the plan reserves: its placement groups' bundles and the actors
+        outside them."""
+        need = {"CPU": 0.0, "GPU": 0.0}
+        for g in self.groups:
+            for c, gpu in g.bundles:
+                need["CPU"] += c
+                need["GPU"] += gpu
+        for p in self.placements:
+            if p.group is None:
+                need["CPU"] += p.request.cpus
+                need["GPU"] += p.request.gpus
+        return need
 
     def check(self) -> None:
         """Raise ValueError listing what does not fit."""
@@ -130,8 +181,30 @@ class PlacementPlan:
         if self.shards > 1:
             cols.append("shard")
         lines += _table(rows, cols + ["runs"]) + [""]
+        if self.groups:
+            lines.append("placement groups (reserved before their actors start):")
+            grows = [{"group": g.name, "strategy": g.strategy,
+                      "bundles": _bundles(g.bundles),
+                      "nodes": ", ".join(dict.fromkeys(n.name if n else "DOES NOT FIT"
+                                                       for n in g.nodes))}
+                     for g in self.groups]
+            lines += _table(grows, ["group", "strategy", "bundles", "nodes"]) + [""]
+        learners = self.role("learner")
         gen = self.role("generation")
         execs = self.role("executor")
+        if learners:
+            parts = []
+            for a in dict.fromkeys(p.request.agent for p in learners):
+                mine = self.learner(a)
+                colo = any(p.group is not None for p in self.generation(a))
+                gpus = sum(p.request.gpus for p in mine) * (2 if colo else 1)
+                parts.append(f"{a}: {len(mine)} process(es), {_amount(gpus, 'GPU')}"
+                             + (", engines colocated" if colo else ""))
+            how = ("DeepSpeed " + str(self.options.deepspeed) if self.options.deepspeed
+                   else "DDP" if any(len(self.learner(a)) > 1 for a in
+                                     dict.fromkeys(p.request.agent for p in learners))
+                   else "one process each")
+            lines.append(f"learners: {'; '.join(parts)} (TRL GRPOTrainer; {how})")
         if gen:
             agents = list(dict.fromkeys(p.request.agent for p in gen))
             lines.append(f"generation: {len(gen)} actor(s) for {len(agents)} agent(s) "
@@ -173,9 +246,26 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def _bundles(bundles: Sequence[tuple[float, float]]) -> str:
+    """``8 x {CPU: 4, GPU: 1}``-style summary of a group's bundles."""
+    runs: list[list] = []
+    for b in bundles:
+        if runs and runs[-1][0] == b:
+            runs[-1][1] += 1
+        else:
+            runs.append([b, 1])
+    out = []
+    for (c, g), k in runs:
+        res = "{CPU: " + _num(c) + (f", GPU: {_num(g)}" if g else "") + "}"
+        out.append(f"{k} x {res}" if k > 1 else res)
+    return " + ".join(out)
+
+
 def _runs(r: ActorRequest) -> str:
     if r.role == "generation":
         return f"{r.agent} = {r.spec}"
+    if r.role == "learner":
+        return f"learner of {r.agent} = {r.spec}"
     if r.role == "executor":
         return f"Executor(max_workers={int(r.cpus)})"
     return f"search of shard {r.shard}"
@@ -189,7 +279,7 @@ def _summarise(placements: list[Placement]) -> str:
         groups[key] = groups.get(key, 0) + 1
     parts = []
     for (role, agent, cpus, gpus), count in groups.items():
-        what = f"{agent} generation" if role == "generation" else role
+        what = f"{agent} {role}" if role in ("generation", "learner") else role
         res = f"{_num(cpus)} CPU" + ("s" if cpus != 1 else "")
         if gpus:
             res += f", {_num(gpus)} GPU" + ("s" if gpus != 1 else "")
@@ -253,8 +343,10 @@ def default_generation_cpus(spec: str) -> float:
 
 
 def plan_placement(nodes: Sequence[NodeSpec], agents: Sequence[tuple[str, str]],
-                   options: RayOptions, source: str = "") -> PlacementPlan:
-    """Place every actor of a run on `nodes`; `agents` is ``[(name, spec), ...]``.
+                   options: RayOptions, source: str = "", learners: bool = False
+                   ) -> PlacementPlan:
+    """Place every actor of a run on `nodes`; `agents` is ``[(name, spec), ...]``; with
+    `learners` (`mars2 train`) also one learner (placement group) per agent.
 
     Never raises for a plan that does not fit: `PlacementPlan.errors` says what is missing, so
     a dry run can show the whole picture.
@@ -274,8 +366,23 @@ def plan_placement(nodes: Sequence[NodeSpec], agents: Sequence[tuple[str, str]],
         free[n.name][0] -= cpus
         free[n.name][1] -= gpus
 
+    groups: list[GroupPlan] = []
+    colocated: set[str] = set()
+    if learners:
+        if shards > 1:
+            errors.append("mars2 train runs one search driver: --rollout-workers must be 1")
+        for index, (name, spec) in enumerate(agents):
+            group, mine = _plan_learner(nodes, free, fits, take, name, spec, index, len(agents),
+                                        options, errors)
+            groups.append(group)
+            placements.extend(mine)
+            if options.per_agent("learner_placement", index, len(agents)) == "colocate":
+                colocated.add(name)
+
     # 1. generation actors, agent by agent, first fit
     for index, (name, spec) in enumerate(agents):
+        if name in colocated:
+            continue
         count = options.per_agent("generation_actors", index, len(agents))
         cpus = options.per_agent("generation_cpus", index, len(agents))
         cpus = default_generation_cpus(spec) if cpus is None else float(cpus)
@@ -335,4 +442,63 @@ def plan_placement(nodes: Sequence[NodeSpec], agents: Sequence[tuple[str, str]],
                          and p.request.shard == w and p.node is not None), nodes[0])
             placements.append(Placement(ActorRequest("rollout", f"rollout-{w}", 0.0, shard=w),
                                         home))
-    return PlacementPlan(nodes, placements, options, source=source, errors=errors)
+    return PlacementPlan(nodes, placements, options, source=source, errors=errors, groups=groups)
+
+
+def _plan_learner(nodes: list[NodeSpec], free: dict[str, list[float]], fits, take, name: str,
+                  spec: str, index: int, agents: int, options: RayOptions,
+                  errors: list[str]) -> tuple[GroupPlan, list[Placement]]:
+    """Agent `index`'s learner group: one bundle per learner process (plus its engine's share
+    when colocated), on one node if they all fit there, else first fit bundle by bundle."""
+    try:
+        procs, gpus, cpus = options.learner_shape(index, agents)
+    except ValueError as exc:
+        errors.append(f"{name}: {exc}")
+        procs, gpus, cpus = 1, 0.0, 1.0
+    colocate = options.per_agent("learner_placement", index, agents) == "colocate"
+    engines = options.per_agent("generation_actors", index, agents)
+    e_cpus = options.per_agent("generation_cpus", index, agents)
+    e_cpus = default_generation_cpus(spec) if e_cpus is None else float(e_cpus)
+    e_gpus = float(options.per_agent("generation_gpus", index, agents))
+    if colocate:
+        if not 1 <= engines <= procs:
+            errors.append(f"{name} is colocated: engine k shares learner process k's bundle, so "
+                          f"it needs 1 to {procs} generation actors (--learner-processes "
+                          f"{procs}); got {engines}")
+            engines = max(0, min(engines, procs))
+        if abs(e_gpus - gpus) > 1e-9:
+            errors.append(f"{name} is colocated: each engine shares its learner process's "
+                          f"{_amount(gpus, 'GPU')}, so --generation-gpus must be {_num(gpus)}; "
+                          f"got {_num(e_gpus)}")
+    share = colocate and gpus > 0     # learner process and engine split the bundle's GPU
+    bundles = tuple((cpus + (e_cpus if colocate and k < engines else 0.0), gpus)
+                    for k in range(procs))
+    need_c = sum(c for c, _ in bundles)
+    need_g = sum(g for _, g in bundles)
+    home = next((n for n in nodes if fits(n, need_c, need_g)), None)
+    if home is not None:
+        strategy, where = "STRICT_PACK", [home] * procs
+        take(home, need_c, need_g)
+    else:
+        strategy, where = "PACK", []
+        for k, (c, g) in enumerate(bundles):
+            node = next((n for n in nodes if fits(n, c, g)), None)
+            if node is None:
+                errors.append(f"{name}/learner-{k} needs a bundle of {_amount(c, 'CPU')} and "
+                              f"{_amount(g, 'GPU')}; no node has that much left")
+            else:
+                take(node, c, g)
+            where.append(node)
+    group = GroupPlan(f"{name}/learner", strategy, bundles, tuple(where))
+    out = []
+    for k in range(procs):
+        req = ActorRequest("learner", f"{name}/learner-{k}", cpus,
+                           gpus / 2 if share and k < engines else gpus, agent=name, spec=spec,
+                           rank=k)
+        out.append(Placement(req, where[k], group=group.name, bundle=k))
+    if colocate:
+        for k in range(engines):
+            req = ActorRequest("generation", f"{name}/generation-{k}", e_cpus,
+                               e_gpus / 2 if share else e_gpus, agent=name, spec=spec)
+            out.append(Placement(req, where[k], group=group.name, bundle=k))
+    return group, out

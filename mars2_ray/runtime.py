@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from mars2_ray.options import LOCAL
-from mars2_ray.placement import NodeSpec, Placement
+from mars2_ray.placement import GroupPlan, NodeSpec, Placement
 
-__all__ = ["require_ray", "connect", "live_nodes", "actor_options", "is_actor_death"]
+__all__ = ["require_ray", "connect", "live_nodes", "actor_options", "is_actor_death",
+           "create_group"]
 
 
 def require_ray() -> Any:
@@ -63,9 +64,32 @@ def live_nodes() -> list[NodeSpec]:
     return nodes
 
 
-def actor_options(placement: Placement) -> dict[str, Any]:
-    """``.options(...)`` of an actor: its resources, pinned (softly) to its planned node."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+def create_group(group: GroupPlan, timeout: float) -> Any:
+    """Reserve a planned placement group, each bundle on its planned node (when planned on a
+    live cluster), and wait until Ray has it; a TimeoutError names what it could not get."""
+    from ray.util import placement_group, remove_placement_group
+
+    selectors = None
+    if all(n is not None and n.node_id is not None for n in group.nodes):
+        selectors = [{"ray.io/node-id": n.node_id} for n in group.nodes]
+    pg = placement_group(group.ray_bundles(), strategy=group.strategy, name=group.name,
+                         bundle_label_selector=selectors)
+    if not pg.wait(timeout):
+        remove_placement_group(pg)
+        raise TimeoutError(f"Ray could not reserve placement group {group.name} "
+                           f"({len(group.bundles)} bundles: {group.ray_bundles()}) within "
+                           f"{timeout:g} s; the cluster may not have those resources free "
+                           "(see `ray status`)")
+    return pg
+
+
+def actor_options(placement: Placement, group: Any = None) -> dict[str, Any]:
+    """``.options(...)`` of an actor: its resources, pinned (softly) to its planned node, or
+    into its bundle of placement group `group` (a Ray placement group) when it has one."""
+    from ray.util.scheduling_strategies import (
+        NodeAffinitySchedulingStrategy,
+        PlacementGroupSchedulingStrategy,
+    )
 
     r = placement.request
     # max_restarts=0: the driver replaces a dead actor itself, so it knows which calls to re-run
@@ -76,7 +100,14 @@ def actor_options(placement: Placement) -> dict[str, Any]:
         # when the node is busy with other work)
         opts["runtime_env"] = {"env_vars": {"RAY_worker_niceness": "0"}}
     node = placement.node
-    if node is not None and node.node_id is not None:
+    if placement.group is not None:
+        if group is None:
+            raise ValueError(f"{placement.name} runs in placement group {placement.group}, "
+                             "which was not created")
+        opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+            group, placement_group_bundle_index=int(placement.bundle or 0),
+            placement_group_capture_child_tasks=True)
+    elif node is not None and node.node_id is not None:
         # soft: if the node is gone (a restart after a node loss) any node will do
         opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node.node_id, soft=True)
     return opts

@@ -1,5 +1,6 @@
 """`RaySession`: Ray for one command — connect, plan the placement, build the executor actors
-and generation pools (or rollout workers), and tear everything down at the end."""
+and generation pools (or rollout workers) and, for training, reserve each learner's placement
+group and start its processes; tear everything down at the end."""
 
 from __future__ import annotations
 
@@ -27,20 +28,23 @@ def _local_gpus() -> float:
         return 0.0
 
 
-def preview_plan(options: RayOptions, agents: Sequence[tuple[str, str]]) -> PlacementPlan:
-    """The placement a run would get, without starting anything.
+def preview_plan(options: RayOptions, agents: Sequence[tuple[str, str]],
+                 learners: bool = False) -> PlacementPlan:
+    """The placement a run would get (with `learners`: a training run's), without starting
+    anything.
 
     Planned against ``--cluster`` nodes if given; else this machine for a local Ray; else the
     live cluster at the address (joined and left again; no actor is started).
     """
     if options.cluster:
         nodes = parse_cluster(options.cluster)
-        return plan_placement(nodes, agents, options,
+        return plan_placement(nodes, agents, options, learners=learners,
                               source="declared with --cluster " + " ".join(options.cluster))
     if options.address == LOCAL:
         cpus = options.num_cpus or os.cpu_count() or 1
         nodes = [NodeSpec("node-0", float(cpus), _local_gpus())]
-        return plan_placement(nodes, agents, options, source="a local Ray on this machine")
+        return plan_placement(nodes, agents, options, learners=learners,
+                              source="a local Ray on this machine")
     from mars2_ray.runtime import connect, live_nodes, require_ray
 
     owns = connect(options.address)
@@ -49,7 +53,8 @@ def preview_plan(options: RayOptions, agents: Sequence[tuple[str, str]]) -> Plac
     finally:
         if owns:
             require_ray().shutdown()
-    return plan_placement(nodes, agents, options, source=f"the cluster at {options.address}")
+    return plan_placement(nodes, agents, options, learners=learners,
+                          source=f"the cluster at {options.address}")
 
 
 def agent_overrides(spec: str, overrides: dict[str, Any], options: RayOptions, index: int,
@@ -76,9 +81,13 @@ class RaySession:
     Args:
         options: the `RayOptions` (``--ray`` and its flags).
         agents: ``[(name, spec), ...]`` of the run, in order.
+        learners: plan (and reserve the placement groups of) one learner per agent, for
+            `mars2 train` (`learner`).
+        start_timeout: seconds to wait for placement groups and learners to start.
     """
 
-    def __init__(self, options: RayOptions, agents: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, options: RayOptions, agents: Sequence[tuple[str, str]],
+                 learners: bool = False, start_timeout: float = 1800.0) -> None:
         from mars2_ray.runtime import connect, live_nodes
 
         if options.cluster:
@@ -89,12 +98,20 @@ class RaySession:
         self._owns_ray = connect(options.address, options.num_cpus)
         self._closables: list[Any] = []
         self._pools: dict[str, Any] = {}
+        self.groups: dict[str, Any] = {}      # placement group name -> Ray placement group
+        self.start_timeout = float(start_timeout)
         try:
             self.nodes = live_nodes()
             where = "a local Ray" if options.address == LOCAL else f"the cluster at {options.address}"
-            self.plan = plan_placement(self.nodes, self.agent_specs, options, source=where)
+            self.plan = plan_placement(self.nodes, self.agent_specs, options, source=where,
+                                       learners=learners)
             self.plan.check()
             self._check_free()
+            if learners:
+                from mars2_ray.runtime import create_group
+
+                for group in self.plan.groups:
+                    self.groups[group.name] = create_group(group, self.start_timeout)
         except BaseException:
             self.close()
             raise
@@ -107,8 +124,7 @@ class RaySession:
         from mars2_ray.runtime import require_ray
 
         ray = require_ray()
-        need = {key: sum(getattr(p.request, unit) for p in self.plan.placements)
-                for key, unit in (("CPU", "cpus"), ("GPU", "gpus"))}
+        need = self.plan.demand()
         deadline = time.monotonic() + FREE_WAIT_S   # actors just killed free theirs shortly
         while True:
             free = ray.available_resources()
@@ -158,9 +174,27 @@ class RaySession:
             return pool
         if pool is not None:
             pool.close()
-        pool = self._pools[name] = GenerationPool(spec, overrides, placements=placements)
+        pool = self._pools[name] = GenerationPool(spec, overrides, placements=placements,
+                                                  groups=self.groups)
         self._closables.append(pool)
         return pool
+
+    # ------------------------------------------------------------------ learners
+    def learner(self, config: Any, index: int, out: Any) -> Any:
+        """Agent `index`'s learner (`mars2_ray.learner.RemoteLearner`) in its planned processes,
+        started (call its `wait_ready`); `config` is the run's `Mars2TrainConfig`."""
+        from mars2_ray.learner import RemoteLearner
+
+        name = self.agent_specs[index][0]
+        placements = self.plan.learner(name)
+        if not placements:
+            raise ValueError("this session was not planned with learners (learners=True)")
+        group = self.groups.get(placements[0].group)
+        learner = RemoteLearner(config, index, out, placements, group,
+                                deepspeed=self.options.deepspeed,
+                                start_timeout=self.start_timeout)
+        self._closables.append(learner)
+        return learner
 
     # ------------------------------------------------------------------ rollout workers
     def search_shards(self, problems: Sequence[Any], agents: dict[str, tuple[str, dict]],
@@ -185,6 +219,15 @@ class RaySession:
                 obj.close()
             except Exception:
                 pass
+        if self.groups:
+            from ray.util import remove_placement_group
+
+            for pg in self.groups.values():
+                try:
+                    remove_placement_group(pg)
+                except Exception:
+                    pass
+            self.groups = {}
         if self._owns_ray:
             from mars2_ray.runtime import require_ray
 

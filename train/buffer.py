@@ -101,6 +101,16 @@ class SampleBuffer:
             )
         return [self._items.popleft() for _ in range(self.threshold)]
 
+    def drop_stale(self, version: int, max_staleness: int | None) -> int:
+        """Remove the samples whose policy is more than ``max_staleness`` versions older than
+        ``version`` (the learner's update count); returns how many (None: keep everything)."""
+        if max_staleness is None:
+            return 0
+        keep = deque(s for s in self._items if version - s.policy_version <= max_staleness)
+        dropped = len(self._items) - len(keep)
+        self._items = keep
+        return dropped
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,

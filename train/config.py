@@ -148,6 +148,12 @@ class Mars2TrainConfig:
     tis_level: str = _f(
         "token", "TIS weight per token or per sequence", choices=("token", "sequence")
     )
+    max_staleness: int | None = _f(
+        None,
+        "staleness bound: before an update, drop buffered samples written by a policy more than "
+        "this many learner updates behind (0: only samples of the current weights; none: keep "
+        "all); dropped samples are counted (stale_dropped in metrics.jsonl)",
+    )
     bf16: bool | None = _f(
         None,
         "bf16 autocast in the learner (default: on with a bf16 GPU, off on CPU, "
@@ -315,6 +321,10 @@ class Mars2TrainConfig:
         need(
             self.tis_level in ("token", "sequence"),
             f"tis_level must be token or sequence, got {self.tis_level!r}",
+        )
+        need(
+            self.max_staleness is None or self.max_staleness >= 0,
+            f"max_staleness must be >= 0 or none, got {self.max_staleness}",
         )
         need(
             self.importance_sampling_level in ("sequence", "token"),

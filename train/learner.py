@@ -31,12 +31,17 @@ def make_grpo_config(
     buffer_threshold: int,
     micro_batch_size: int,
     optimizer_steps_per_batch: int = 1,
+    world_size: int = 1,
     **overrides: Any,
 ) -> GRPOConfig:
     """GRPOConfig whose generation batch is one buffer batch.
 
     ``generation_batch_size = buffer_threshold`` samples per update, split into
-    ``steps_per_generation = buffer_threshold / micro_batch_size`` micro-batches. Their
+    ``steps_per_generation = buffer_threshold / micro_batch_size`` micro-batches (per process:
+    with ``world_size`` data-parallel processes, accelerate / DeepSpeed ranks, each takes
+    ``buffer_threshold / world_size`` of the samples, so ``steps_per_generation`` is divided by
+    ``world_size``; the processes must already be set up, RANK / WORLD_SIZE in the environment,
+    since TRL reads the world size when the config is built). Their
     gradients accumulate in ``gradient_accumulation_steps = steps_per_generation /
     optimizer_steps_per_batch`` micro-batches per optimizer step, so one buffer batch gives
     ``optimizer_steps_per_batch`` optimizer steps (the paper's rollout batch 512 / train batch
@@ -47,12 +52,17 @@ def make_grpo_config(
     """
     if optimizer_steps_per_batch < 1:
         raise ValueError(f"optimizer_steps_per_batch must be >= 1, got {optimizer_steps_per_batch}")
-    if micro_batch_size < 1 or buffer_threshold % (micro_batch_size * optimizer_steps_per_batch):
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    if micro_batch_size < 1 or buffer_threshold % (
+        micro_batch_size * optimizer_steps_per_batch * world_size
+    ):
         raise ValueError(
             f"buffer_threshold ({buffer_threshold}) must be a multiple of per_device_train_batch_size "
             f"({micro_batch_size}) x optimizer_steps_per_batch ({optimizer_steps_per_batch})"
+            + (f" x learner processes ({world_size})" if world_size > 1 else "")
         )
-    steps = buffer_threshold // micro_batch_size
+    steps = buffer_threshold // (micro_batch_size * world_size)
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
         per_device_train_batch_size=micro_batch_size,
@@ -116,14 +126,26 @@ class Learner:
         t = self.trainer
         for cb in (PrinterCallback, ProgressCallback):
             t.remove_callback(cb)
-        t.create_optimizer()
-        t.model_wrapped, t.optimizer = t.accelerator.prepare(t.model, t.optimizer)
-        t.create_scheduler(
-            num_training_steps=self.max_updates * self.optimizer_steps_per_update,
-            optimizer=t.optimizer,
-        )
+        total_steps = self.max_updates * self.optimizer_steps_per_update
+        if t.is_deepspeed_enabled:
+            # transformers' own DeepSpeed set-up (Trainer._inner_training_loop): fill the
+            # config's "auto" values, build the optimizer / scheduler it names, then wrap
+            from transformers.integrations.deepspeed import deepspeed_init
+
+            t.optimizer, t.lr_scheduler = deepspeed_init(t, num_training_steps=total_steps)
+            if type(t.lr_scheduler).__name__ == "DummyScheduler":
+                t.model_wrapped, t.optimizer, t.lr_scheduler = t.accelerator.prepare(
+                    t.model, t.optimizer, t.lr_scheduler
+                )
+            else:
+                t.model_wrapped, t.optimizer = t.accelerator.prepare(t.model, t.optimizer)
+            t.deepspeed = t.model_wrapped
+        else:
+            t.create_optimizer()
+            t.model_wrapped, t.optimizer = t.accelerator.prepare(t.model, t.optimizer)
+        t.create_scheduler(num_training_steps=total_steps, optimizer=t.optimizer)
         t.state = TrainerState()
-        t.state.max_steps = self.max_updates * self.optimizer_steps_per_update
+        t.state.max_steps = total_steps
         t.state.logging_steps = 1
         t.state.train_batch_size = args.per_device_train_batch_size
         for attr in ("model", "optimizer", "lr_scheduler"):
@@ -147,17 +169,39 @@ class Learner:
         """True when the buffer holds a full batch and updates remain."""
         return not self.done and self.buffer.ready()
 
+    def drop_stale(self, max_staleness: int | None) -> int:
+        """Drop buffered samples more than ``max_staleness`` updates behind this learner (made by
+        a policy older than ``updates - max_staleness``); returns how many (None: keep all)."""
+        return self.buffer.drop_stale(self.updates, max_staleness)
+
+    @property
+    def local_batch_size(self) -> int:
+        """Samples this process trains on per update (the batch / data-parallel processes)."""
+        args = self.trainer.args
+        return args.generation_batch_size // self.trainer.accelerator.num_processes
+
     def update(self) -> dict[str, float]:
-        """One update on the oldest full batch of the buffer; returns the logged metrics."""
-        return self.step(self.buffer.pop_batch())
+        """One update on the oldest full batch of the buffer; returns the logged metrics, with
+        how many updates behind the learner its samples' policies were (``policy_lag_*``).
+
+        With several data-parallel processes every process holds the same buffer and trains
+        on its own contiguous share of the batch."""
+        batch = self.buffer.pop_batch()
+        lags = [self.updates - s.policy_version for s in batch]
+        n, rank = self.local_batch_size, self.trainer.accelerator.process_index
+        logs = self.step(batch[rank * n : (rank + 1) * n])
+        logs["policy_lag_mean"] = sum(lags) / len(lags)
+        logs["policy_lag_max"] = max(lags)
+        return logs
 
     def step(self, samples: list[NodeSample]) -> dict[str, float]:
-        """Train on exactly ``generation_batch_size`` samples (one TRL generation batch)."""
+        """Train on exactly ``generation_batch_size`` samples (one TRL generation batch; this
+        process's share of it when there are several)."""
         t = self.trainer
         args = t.args
-        if len(samples) != args.generation_batch_size:
+        if len(samples) != self.local_batch_size:
             raise ValueError(
-                f"{self.name}: got {len(samples)} samples, the batch size is {args.generation_batch_size}"
+                f"{self.name}: got {len(samples)} samples, the batch size is {self.local_batch_size}"
             )
         generate_every = args.steps_per_generation * t.num_iterations
         if t._step % generate_every:
@@ -227,7 +271,12 @@ class Learner:
         torch.save(self.model.state_dict(), d / "model.pt")
         torch.save(t.optimizer.state_dict(), d / "optimizer.pt")
         torch.save(t.lr_scheduler.state_dict(), d / "scheduler.pt")
-        state = {
+        (d / "learner.json").write_text(json.dumps(self.counters()))
+
+    def counters(self) -> dict[str, Any]:
+        """What ``learner.json`` holds: the update and step counters and the buffer."""
+        t = self.trainer
+        return {
             "name": self.name,
             "updates": self.updates,
             "global_step": t.state.global_step,
@@ -236,7 +285,6 @@ class Learner:
             "num_input_tokens_seen": t.state.num_input_tokens_seen,
             "buffer": self.buffer.state_dict(),
         }
-        (d / "learner.json").write_text(json.dumps(state))
 
     def load(self, directory: str | os.PathLike) -> None:
         """Restore what ``save`` wrote into this (freshly built, identically configured) learner."""
@@ -256,6 +304,11 @@ class Learner:
         t.lr_scheduler.load_state_dict(
             torch.load(d / "scheduler.pt", map_location="cpu", weights_only=True)
         )
+        self.load_counters(state)
+
+    def load_counters(self, state: dict[str, Any]) -> None:
+        """Restore what `counters` returned."""
+        t = self.trainer
         self.updates = int(state["updates"])
         t.state.global_step = int(state["global_step"])
         t._step = int(state["trl_step"])

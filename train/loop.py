@@ -75,6 +75,12 @@ def build_agent(spec: str, name: str, cfg: Mars2TrainConfig, index: int) -> Any:
     """Agent ``index`` of the config (``agents.make_agent``) with the run's sampling settings."""
     from agents import make_agent
 
+    return make_agent(spec, **agent_kwargs(spec, name, cfg, index))
+
+
+def agent_kwargs(spec: str, name: str, cfg: Mars2TrainConfig, index: int) -> dict[str, Any]:
+    """The ``make_agent`` keyword arguments of agent ``index`` (`build_agent`; a Ray
+    generation actor builds its agent from the same)."""
     kwargs: dict[str, Any] = dict(
         name=name,
         temperature=cfg.temperature,
@@ -88,7 +94,7 @@ def build_agent(spec: str, name: str, cfg: Mars2TrainConfig, index: int) -> Any:
         raise ValueError(
             f"cannot train agent spec {spec!r}: learners need hf:embedded, hf:PATH or vllm:PATH"
         )
-    return make_agent(spec, **kwargs)
+    return kwargs
 
 
 def trainable_parts(agent: Any, spec: str) -> tuple[Any, Any, bool]:
@@ -104,20 +110,89 @@ def trainable_parts(agent: Any, spec: str) -> tuple[Any, Any, bool]:
         return model, tok, True
     if hasattr(agent, "load_weights"):
         path = getattr(agent, "model_path", None) or spec.split(":", 1)[1]
-        if path == "embedded":
-            from agents.embedded import embedded_model_path
-
-            path = str(embedded_model_path())
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        return (
-            AutoModelForCausalLM.from_pretrained(path),
-            AutoTokenizer.from_pretrained(path),
-            False,
-        )
+        return (*load_model(f"vllm:{path}"), False)
     raise TypeError(
         f"agent {spec!r} ({type(agent).__name__}) has no trainable model: it needs a torch "
         "`.model` and `.tokenizer` (HFAgent) or `load_weights` (VLLMAgent)"
+    )
+
+
+def load_model(spec: str) -> tuple[Any, Any]:
+    """(model, tokenizer) a learner trains for an agent spec, loaded as that agent loads them:
+    ``hf:embedded`` / ``hf:PATH`` like `agents.hf.HFAgent` (so a learner that owns its copy,
+    e.g. in a Ray actor, starts from the weights the agent samples with), ``vllm:PATH`` (and
+    ``vllm:embedded``) with transformers' ``from_pretrained`` on the engine's model directory."""
+    kind, _, path = spec.partition(":")
+    if kind not in ("hf", "vllm") or not path:
+        raise ValueError(
+            f"cannot train agent spec {spec!r}: learners need hf:embedded, hf:PATH or vllm:PATH"
+        )
+    if kind == "hf" and path == "embedded":
+        from agents.embedded import load_embedded
+
+        return load_embedded()
+    if path == "embedded":
+        from agents.embedded import embedded_model_path
+
+        path = str(embedded_model_path())
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if kind == "hf":
+        model.eval()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def learner_args(
+    cfg: Mars2TrainConfig, index: int, out: str | os.PathLike, **extra: Any
+) -> Any:
+    """The TRL `GRPOConfig` of agent ``index``'s learner (``extra``: e.g. ``world_size``,
+    ``deepspeed`` for a learner spread over several processes)."""
+    from train.learner import make_grpo_config
+
+    return make_grpo_config(
+        Path(out) / "learners" / cfg.names[index],
+        cfg.buffer_threshold,
+        cfg.per_device_train_batch_size,
+        optimizer_steps_per_batch=cfg.optimizer_steps_per_batch,
+        importance_sampling_level=cfg.importance_sampling_level,
+        loss_type=cfg.loss_type,
+        epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
+        beta=cfg.kl_beta,
+        use_bias_correction_kl=cfg.kl_bias_correction,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        num_iterations=cfg.num_iterations,
+        max_completion_length=cfg.max_new_tokens_of(index),
+        # agents report logprobs of the unscaled distribution, so the learner scores at T = 1
+        temperature=1.0,
+        seed=derive_seed(cfg.seed, "learner", index),
+        report_to=list(cfg.report_to),
+        bf16=_use_bf16(cfg.bf16),
+        **extra,
+    )
+
+
+def build_learner(cfg: Mars2TrainConfig, index: int, model: Any, tokenizer: Any,
+                  out: str | os.PathLike, **extra: Any) -> Any:
+    """Agent ``index``'s `train.learner.Learner` on ``model`` (``extra``: `learner_args`)."""
+    from train.learner import Learner
+
+    return Learner(
+        cfg.names[index],
+        model,
+        tokenizer,
+        learner_args(cfg, index, out, **extra),
+        cfg.max_steps,
+        tis_cap=cfg.tis_cap,
+        tis_level=cfg.tis_level,
     )
 
 
@@ -142,6 +217,9 @@ class TrainLoop:
 
     ``agents`` / ``problems`` / ``executor`` may be passed in (tests, notebooks); by default
     they are built from the config. ``agents`` maps agent name -> agent, in config order.
+    ``learners`` (name -> an object with `train.learner.Learner`'s interface, e.g. a learner
+    in another process) replaces the learners built here; the agents then get new weights
+    through `_sync_weights` (`mars2_ray.train` overrides it and `_generate`).
     """
 
     def __init__(
@@ -151,10 +229,9 @@ class TrainLoop:
         agents: dict[str, Any] | None = None,
         problems: Sequence[Any] | None = None,
         executor: Any = None,
+        learners: dict[str, Any] | None = None,
     ) -> None:
         import torch
-
-        from train.learner import Learner, make_grpo_config
 
         self.cfg = cfg = config
         cfg.validate()
@@ -180,37 +257,20 @@ class TrainLoop:
         self.agents = agents
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
-        self.learners: dict[str, Learner] = {}
+        self.learners: dict[str, Any] = {}
         self._shared: dict[str, bool] = {}
+        if learners is not None:
+            if list(learners) != self.names:
+                raise ValueError(
+                    f"learners {list(learners)} do not match the configured names {self.names}"
+                )
+            self.learners = dict(learners)
+            self._shared = {n: False for n in self.names}
         for i, (name, spec) in enumerate(zip(self.names, cfg.agents, strict=True)):
+            if learners is not None:
+                break
             model, tok, shared = trainable_parts(self.agents[name], spec)
-            args = make_grpo_config(
-                self.out / "learners" / name,
-                cfg.buffer_threshold,
-                cfg.per_device_train_batch_size,
-                optimizer_steps_per_batch=cfg.optimizer_steps_per_batch,
-                importance_sampling_level=cfg.importance_sampling_level,
-                loss_type=cfg.loss_type,
-                epsilon=cfg.epsilon,
-                epsilon_high=cfg.epsilon_high,
-                beta=cfg.kl_beta,
-                use_bias_correction_kl=cfg.kl_bias_correction,
-                learning_rate=cfg.learning_rate,
-                lr_scheduler_type=cfg.lr_scheduler_type,
-                warmup_steps=cfg.warmup_steps,
-                weight_decay=cfg.weight_decay,
-                max_grad_norm=cfg.max_grad_norm,
-                num_iterations=cfg.num_iterations,
-                max_completion_length=cfg.max_new_tokens_of(i),
-                # agents report logprobs of the unscaled distribution, so the learner scores at T = 1
-                temperature=1.0,
-                seed=derive_seed(cfg.seed, "learner", i),
-                report_to=list(cfg.report_to),
-                bf16=_use_bf16(cfg.bf16),
-            )
-            self.learners[name] = Learner(
-                name, model, tok, args, cfg.max_steps, tis_cap=cfg.tis_cap, tis_level=cfg.tis_level
-            )
+            self.learners[name] = build_learner(cfg, i, model, tok, self.out)
             self._shared[name] = shared
         self._executor = executor
         self._owns_executor = executor is None
@@ -218,6 +278,7 @@ class TrainLoop:
         self.counters: dict[str, Any] = defaultdict(int)
         self._round_at_ckpt = 0
         self._bar = None
+        self._times: dict[str, float] = defaultdict(float)  # this round's time split
 
     # ---- helpers ---------------------------------------------------------------------
     @property
@@ -305,17 +366,19 @@ class TrainLoop:
         stats: dict[str, Any] = defaultdict(float)
         per_agent: dict[str, dict[str, float]] = {n: defaultdict(float) for n in self.names}
         rollouts: dict[tuple, tuple[list[int], int, str | None]] = {}
-        gen_time = 0.0
+        self._times = times = defaultdict(float)
+        dropped_before = self.counters["stale_dropped"]
         while not all(s.done for s in searches):
             for gi, search in enumerate(searches):
                 if search.done:
                     continue
                 batch = search.pending()
+                g0 = time.perf_counter()
+                generated = self._generate(batch)
+                times["generation"] += time.perf_counter() - g0
                 responses = {}
                 for name, items in batch.items():
-                    g0 = time.perf_counter()
-                    gens = self.agents[name].generate([it.observation for it in items])
-                    gen_time += time.perf_counter() - g0
+                    gens = generated[name]
                     version = self.learners[name].updates
                     for it, gen in zip(items, gens, strict=True):
                         ids = tuple(gen.completion_token_ids or ())
@@ -326,7 +389,10 @@ class TrainLoop:
                         )
                         stats["gen_tokens"] += len(ids)
                     responses[name] = gens
-                for tree in search.submit(responses):
+                e0 = time.perf_counter()
+                finished = search.submit(responses)  # runs the programs, grows the trees
+                times["execution"] += time.perf_counter() - e0
+                for tree in finished:
                     self._consume_tree(tree, gi, rollouts, stats, per_agent)
                 self._update_ready_learners()
         elapsed = time.perf_counter() - t0
@@ -347,8 +413,11 @@ class TrainLoop:
             "untrainable_nodes": int(stats["untrainable"]),
             "samples": int(stats["samples"]),
             "gen_tokens": int(stats["gen_tokens"]),
-            "gen_tokens_per_s": stats["gen_tokens"] / max(gen_time, 1e-9),
+            "gen_tokens_per_s": stats["gen_tokens"] / max(times["generation"], 1e-9),
+            "stale_dropped": int(self.counters["stale_dropped"] - dropped_before),
             "round_time_s": elapsed,
+            # where the round's time went (generation, execution, learner updates, weight syncs)
+            **{f"time_{k}_s": times[k] for k in ("generation", "execution", "update", "sync")},
             "updates": {n: lr.updates for n, lr in self.learners.items()},
             "buffer": {n: len(lr.buffer) for n, lr in self.learners.items()},
             "agents": {
@@ -392,6 +461,10 @@ class TrainLoop:
             a["reward_sum"] += n.reward
             judge = n.private if n.private is not None else n.public
             a["solved_nodes"] += int(bool(judge) and judge.get("verdict") == "passed")
+        for n in nodes:  # the policy version (learner updates) that wrote each node
+            key = (gi, ft.index, n.agent, n.parent, tuple(n.token_ids or ()))
+            if n.agent is not None and key in rollouts:
+                n.metadata["policy_version"] = rollouts[key][1]
         tree.metadata.update(
             {
                 "round": self.round,
@@ -430,27 +503,53 @@ class TrainLoop:
             stats["samples"] += 1
             stats["adv_abs_sum"] += abs(sample.advantage)
 
+    def _generate(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """Each agent's responses to its pending expansions (one generate call per agent)."""
+        return {
+            name: self.agents[name].generate([it.observation for it in items])
+            for name, items in batch.items()
+        }
+
+    def _sync_weights(self, name: str) -> None:
+        """Give agent ``name`` its learner's current weights (nothing to do when they share
+        the model object)."""
+        if not self._shared[name]:
+            self.agents[name].load_weights(self.learners[name].model.state_dict())
+
     def _update_ready_learners(self) -> None:
+        """Every learner whose buffer holds a full batch updates (after dropping samples older
+        than ``max_staleness``), then its agent gets the new weights."""
         for name, learner in self.learners.items():
-            while learner.ready():
+            while True:
+                dropped = learner.drop_stale(self.cfg.max_staleness)
+                self.counters["stale_dropped"] += dropped
+                if not learner.ready():
+                    break
+                u0 = time.perf_counter()
                 logs = learner.update()
-                if not self._shared[name]:
-                    self.agents[name].load_weights(learner.model.state_dict())
-                row = {
-                    "event": "update",
-                    "agent": name,
-                    "round": self.round,
-                    **logs,
-                    "buffer_left": len(learner.buffer),
-                }
-                self._log(row)
-                if self._bar is not None:
-                    self._bar.update(1)
-                    self._bar.set_postfix(
-                        round=self.round,
-                        loss=f"{logs.get('loss', float('nan')):.3g}",
-                        reward=f"{logs.get('reward', float('nan')):.3f}",
-                    )
+                s0 = time.perf_counter()
+                self._sync_weights(name)
+                self._times["update"] += s0 - u0
+                self._times["sync"] += time.perf_counter() - s0
+                self._log_update(name, logs, len(learner.buffer), dropped)
+
+    def _log_update(self, name: str, logs: dict[str, Any], buffer_left: int, dropped: int) -> None:
+        row = {
+            "event": "update",
+            "agent": name,
+            "round": self.round,
+            **logs,
+            "buffer_left": buffer_left,
+            "stale_dropped": dropped,
+        }
+        self._log(row)
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(
+                round=self.round,
+                loss=f"{logs.get('loss', float('nan')):.3g}",
+                reward=f"{logs.get('reward', float('nan')):.3f}",
+            )
 
     # ---- run management --------------------------------------------------------------
     def loop_state(self) -> dict[str, Any]:
@@ -485,17 +584,12 @@ class TrainLoop:
         self.counters = defaultdict(int, state["counters"])
         for name, st in state["agents"].items():
             load_agent_state(self.agents[name], st)
-        if not self._shared_all():
-            for name, learner in self.learners.items():
-                if not self._shared[name]:
-                    self.agents[name].load_weights(learner.model.state_dict())
+        for name in self.learners:
+            self._sync_weights(name)
         truncate(self.metrics_path, int(state["metrics_bytes"]))
         truncate(self.trees_path, int(state["trees_bytes"]))
         self._round_at_ckpt = self.round
         return True
-
-    def _shared_all(self) -> bool:
-        return all(self._shared.values())
 
     def run(self, max_rounds: int | None = None) -> dict[str, Any]:
         """Rounds until every learner did ``max_steps`` updates (or ``max_rounds`` / the argument)."""

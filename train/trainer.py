@@ -33,6 +33,7 @@ import trl
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
+from trl.models import prepare_deepspeed, prepare_fsdp
 from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
 from train.batch import build_batch
@@ -164,7 +165,13 @@ class Mars2GRPOTrainer(GRPOTrainer):
                 temperature=self.temperature,
                 cast_lm_head_to_fp32=args.cast_lm_head_to_fp32,
             )
-            self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+            # as TRL prepares its own reference: DeepSpeed / FSDP shard it like the policy
+            if self.is_deepspeed_enabled:
+                self.ref_model = prepare_deepspeed(ref_model, self.accelerator)
+            elif self.is_fsdp_enabled:
+                self.ref_model = prepare_fsdp(ref_model, self.accelerator)
+            else:
+                self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
 
     def _generate_and_score_completions(self, inputs: list[Any]) -> dict[str, torch.Tensor | Any]:
         """Batch of buffer samples in the layout TRL's ``_compute_loss`` reads (see module doc)."""
