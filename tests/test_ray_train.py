@@ -22,6 +22,10 @@ ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
+# actors that import torch, transformers and TRL take minutes to start on 2 cores: make test
+# and CI run these, a bare pytest leaves them out
+pytestmark = pytest.mark.slow
+
 from mars2_env.execution import Executor  # noqa: E402
 from mars2_ray.options import RayOptions  # noqa: E402
 from mars2_ray.session import RaySession  # noqa: E402
