@@ -13,8 +13,8 @@ costs nothing in reproducibility.
 
 One caveat: a left-padded batched forward pass can differ from a lone one in the last float
 bits, which could flip a sampled token only when the row's uniform draw falls within ~1e-7 of a
-boundary between two tokens' cumulative probabilities. Measured on the embedded model
-(`benchmarks/generation.py --check-invariance`): 0 of 64 seeded 96-token responses differed
+boundary between two tokens' cumulative probabilities. `benchmarks/generation.py
+--check-invariance N` counts how many of N seeded responses of the embedded model differ
 between batch 8 and one at a time.
 
 Torch threads follow the phase: unless ``num_threads`` is given, each generation runs with the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -276,10 +277,15 @@ def print_work_plan(problems: int, nodes: int, agents: list[str], max_new_tokens
         f"each up to {max_new_tokens} new tokens, agents {' '.join(agents)}")
 
 
+#: a generation call slower than this (seconds) makes the search loop wait for whole rounds
+MODEL_BOUND_S = 0.5
+
+
 def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
                  already: int, total: int, strategy: str, into: list | None = None) -> list:
     """Run `search` to the end asynchronously (`mars2_env.vector`: a tree whose results are in
-    is generated for while other trees' programs run), appending each finished tree to
+    is generated for while other trees' programs run; with a model slower than its programs,
+    in whole rounds, so each generation call gets every tree), appending each finished tree to
     `trees_path` as it finishes (and to `into`, so a caller interrupted by Ctrl-C knows what
     was saved)."""
     from mars2_env.vector import respond
@@ -309,7 +315,14 @@ def _search_loop(search: Any, agents: dict[str, Any], trees_path: Path, *,
             save(search.collect(wait=False))
             batch = search.pending()
             if batch:
-                save(search.submit(respond(agents, batch), wait=not asynchronous))
+                started = time.monotonic()
+                responses = respond(agents, batch)
+                # a model whose call takes longer than its programs run gains nothing from
+                # generating for the few trees that are ready first, and loses its batch: wait
+                # for the round (the trees are the same either way)
+                if time.monotonic() - started > MODEL_BOUND_S:
+                    asynchronous = False
+                save(search.submit(responses, wait=not asynchronous))
                 first_batch = first_batch or sum(len(v) for v in batch.values())
             elif not search.done:
                 save(search.collect())
