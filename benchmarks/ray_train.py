@@ -37,7 +37,7 @@ def make_config(model: str, args: argparse.Namespace):
 
     return Mars2TrainConfig(
         agents=[model, model], mode="mars2", budget=args.budget,
-        trees_per_round=args.trees_per_round, buffer_threshold=args.batch,
+        max_trees=args.trees_per_round, buffer_threshold=args.batch,
         per_device_train_batch_size=args.batch, max_new_tokens=args.max_new_tokens,
         overlong_max_length=args.max_new_tokens, overlong_buffer_length=args.max_new_tokens // 2,
         max_steps=10_000, max_rounds=args.rounds, learning_rate=1e-4, seed=0,

@@ -165,7 +165,9 @@ def _fresh(args: argparse.Namespace, ray_opts: Any = None) -> int:
                                  budget=args.budget, scheduler_factory=factory,
                                  max_trees=args.max_trees, judge_tests=args.judge_tests,
                                  seed=args.seed, templates=templates(args))
-            m = run_metrics(trees, judge=args.judge_tests)
+            order = {p.id: i for i, p in enumerate(problems)}  # trees arrive as they finish
+            m = run_metrics(sorted(trees, key=lambda t: order[t.problem_id]),
+                            judge=args.judge_tests)
             results.update({"pass_at_1_mcts": m["pass_at_1_mcts"], "pass_at_n": m["pass_at_n"],
                             "search": m})
             rows.append({"system": f"{args.strategy} ({len(agents)} agents, budget {args.budget})",

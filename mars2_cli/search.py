@@ -227,7 +227,10 @@ def run(args: argparse.Namespace) -> int:
                     judge_tests=judge, stop_on_solve=args.stop_on_solve, seed=args.seed,
                     templates=templates(args))
         except KeyboardInterrupt:
-            print(f"\nmars2 search: interrupted — {len(done) + len(saved)} trees saved in "
+            # count what is on disk (the interrupt may fall between writing a tree and noting it),
+            # cutting a line torn by the interrupt
+            on_disk = len(repair_trees_file(trees_path))
+            print(f"\nmars2 search: interrupted — {on_disk} trees saved in "
                   f"{trees_path}; continue with --resume", file=sys.stderr)
             return 130
         trees += saved

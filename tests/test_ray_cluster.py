@@ -62,8 +62,8 @@ def test_search_joining_the_cluster_writes_the_local_trees(cluster, tmp_path):
                          capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 node(s), 4 CPUs" in res.stderr          # the placement it used
-    assert (tmp_path / "ray" / "trees.jsonl").read_text() == \
-        (tmp_path / "local" / "trees.jsonl").read_text()
+    assert sorted((tmp_path / "ray" / "trees.jsonl").read_text().splitlines()) == \
+        sorted((tmp_path / "local" / "trees.jsonl").read_text().splitlines())  # finish order varies
 
 
 @pytest.mark.slow

@@ -307,7 +307,7 @@ class Executor:
         self._wake_r, self._wake_w = os.pipe()  # wakes the driver's select() on new work
         os.set_blocking(self._wake_w, False)
         self._pool = _Pool()
-        self._finalizer = weakref.finalize(self, self._pool.close)
+        self._finalizer = weakref.finalize(self, _release, self._pool, self._wake_r, self._wake_w)
         self._closed = False
         self._run_ids = 0
         _LIVE.add(self)
@@ -462,6 +462,8 @@ class Executor:
         self._wake()
 
     def _wake(self) -> None:
+        if not self._finalizer.alive:  # closed: the pipe's fd numbers may belong to others now
+            return
         try:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
@@ -790,6 +792,18 @@ class Executor:
 
 
 # ------------------------------------------------------------------------- helpers
+
+def _release(pool: _Pool, *fds: int) -> None:
+    """An executor's end (close or garbage collection): its servers, then its wake-up pipe."""
+    try:
+        pool.close()
+    finally:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
 
 def busy_workers() -> int:
     """Sandbox workers of this process's executors running tests right now: the cores a model
