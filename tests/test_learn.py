@@ -1,0 +1,182 @@
+"""`make learn` (scripts/learn.py): the warmup split, the held-out Pass@1 interval, and a shrunk
+run of the learn config that trains, logs its reward trend and evaluates its saved models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mars2_env.problems import load_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "mars2_env" / "data"
+CONFIG = ROOT / "examples" / "configs" / "learn_cpu.yaml"
+
+
+def _load_learn():
+    spec = importlib.util.spec_from_file_location("learn_script", ROOT / "scripts" / "learn.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---- the warmup split --------------------------------------------------------------------------
+
+
+def test_warmup_split_is_disjoint_covers_every_kind_and_sits_in_the_rate_band():
+    rates = json.loads((DATA / "trivial_rates.json").read_text())
+    measured = rates["settings"][rates["demo_setting"]]
+    train = load_problems("builtin:warmup_train")
+    heldout = load_problems("builtin:warmup_heldout")
+    assert not {p.id for p in train} & {p.id for p in heldout}
+    assert len(train) >= 6 and len(heldout) >= 5
+    trivial = {p.id: p for p in load_problems("builtin:trivial")}
+    for p in train + heldout:
+        rate = measured["solved"][p.id] / measured["samples"]       # from the measurement itself
+        assert 0.05 <= rate <= 0.40, (p.id, rate)
+        assert p.metadata["warmup"]["base_rate"] == pytest.approx(rate, abs=1e-4)
+        assert p.metadata["warmup"]["setting"] == rates["demo_setting"]
+        # the rows are trivial's rows (same tests), only the metadata gains the provenance
+        assert p.public_tests == trivial[p.id].public_tests
+        assert p.private_tests == trivial[p.id].private_tests
+    for part in (train, heldout):
+        assert {p.kind for p in part} == {"stdin", "functional", "assert"}
+    # nothing in the band was left out
+    band = {pid for pid, c in measured["solved"].items()
+            if 0.05 <= c / measured["samples"] <= 0.40}
+    assert band == {p.id for p in train} | {p.id for p in heldout}
+
+
+def test_warmup_builder_reproduces_the_files():
+    res = subprocess.run([sys.executable, str(DATA / "build_warmup.py"), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+# ---- the interval ------------------------------------------------------------------------------
+
+
+def test_heldout_pass_at_1_and_interval_match_a_direct_computation():
+    from train.heldout import HeldoutEval, difference
+
+    rng = random.Random(0)
+    for _ in range(50):
+        n = rng.randint(2, 20)
+        solved = {f"p{i}": rng.randint(0, n) for i in range(rng.randint(1, 9))}
+        ev = HeldoutEval(samples=n, solved=solved)
+        # unbiased pass@1 per problem is c/n; the variance of c/n is p(1-p)/n, estimated
+        # without bias by p(1-p)/(n-1); the mean of P independent estimates divides by P^2
+        ps = [c / n for c in solved.values()]
+        mean = sum(ps) / len(ps)
+        se = math.sqrt(sum(p * (1 - p) / (n - 1) for p in ps)) / len(ps)
+        assert ev.pass_at_1 == pytest.approx(mean)
+        assert ev.stderr == pytest.approx(se)
+        assert ev.ci95[0] == pytest.approx(max(0.0, mean - 1.96 * se), abs=1e-4)
+        assert ev.ci95[1] == pytest.approx(min(1.0, mean + 1.96 * se), abs=1e-4)
+    a = HeldoutEval(samples=4, solved={"x": 4, "y": 2})        # 0.75, se^2 = (0 + 1/12)/4
+    b = HeldoutEval(samples=4, solved={"x": 1, "y": 1})        # 0.25, se^2 = 2 * (3/16/3) / 4
+    d = difference(a, b)
+    assert d["delta"] == pytest.approx(0.5)
+    assert d["stderr"] == pytest.approx(math.sqrt(1 / 48 + 1 / 32))
+    assert d["ci_includes_zero"] is False
+    assert HeldoutEval(samples=4, solved={"x": 0, "y": 0}).ci95 == (0.0, 0.0)
+    with pytest.raises(ValueError, match="different problems"):
+        difference(a, HeldoutEval(samples=4, solved={"x": 1}))
+    with pytest.raises(ValueError, match="5 solved of 4"):
+        HeldoutEval(samples=4, solved={"x": 5})
+
+
+def test_reward_trend_is_the_least_squares_slope():
+    learn = _load_learn()
+    t = learn.reward_trend([1, 2, 3, 4], [0.0, 0.5, None, 1.5])
+    # slope through (1, 0), (2, 0.5), (4, 1.5): x mean 7/3, y mean 2/3
+    sxy = (1 - 7 / 3) * (0 - 2 / 3) + (2 - 7 / 3) * (0.5 - 2 / 3) + (4 - 7 / 3) * (1.5 - 2 / 3)
+    sxx = (1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2
+    assert t["slope_per_update"] == pytest.approx(sxy / sxx)
+    assert t["first_half_mean"] == 0.0 and t["second_half_mean"] == pytest.approx(1.0)
+    assert learn.reward_trend([], [])["slope_per_update"] is None
+
+
+def test_learn_config_is_a_valid_train_config_on_the_warmup_train_part():
+    from train.config import Mars2TrainConfig
+
+    cfg = Mars2TrainConfig.from_yaml(CONFIG)
+    assert cfg.problems == "builtin:warmup_train" and cfg.mode == "mars2"
+    assert cfg.agents == ["hf:embedded", "hf:embedded"]
+    assert cfg.max_time_s == 1800 and cfg.prompt_style == "compact" and cfg.stop_at_code_block
+    assert "tensorboard" in cfg.report_to
+
+
+# ---- a shrunk run of the learn config ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_learn_run_logs_the_reward_trend_and_its_saved_models_evaluate(tmp_path):
+    pytest.importorskip("trl")
+    import numpy as np
+
+    learn = _load_learn()
+    out = tmp_path / "learn"
+    rc = learn.main([
+        "--config", str(CONFIG), "--out", str(out), "--eval-samples", "2",
+        "--heldout-limit", "2",
+        "--set", "max_time_s=900", "max_steps=2", "max_rounds=6", "buffer_threshold=2",
+        "per_device_train_batch_size=2", "budget=4", "expansions_per_tree=2",
+        "max_new_tokens=48", "overlong_max_length=48", "overlong_buffer_length=16",
+        "learning_rate=1e-4", "executor_workers=1"])
+    assert rc == 0
+    result = json.loads((out / "learning.json").read_text())
+    m = result["modes"]["mars2"]
+    run_dir = Path(m["run_dir"])
+
+    # the reward trend: recomputed from metrics.jsonl, where every update logged its reward
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for name in ("coder_0", "coder_1"):
+        ups = [r for r in rows if r.get("event") == "update" and r["agent"] == name]
+        assert len(ups) == m["updates"][name] == 2
+        rewards = [r["reward"] for r in ups]
+        assert all(isinstance(r, float) and -1.0 <= r <= 1.0 for r in rewards)
+        assert m["series"][name]["reward"] == rewards
+        slope = np.polyfit([r["update"] for r in ups], rewards, 1)[0]
+        assert m["reward_trend"][name]["slope_per_update"] == pytest.approx(slope, abs=1e-9)
+        assert all(v is not None and v >= 0 for v in m["series"][name]["kl"])
+        assert all(v is not None and v > 0 for v in m["series"][name]["response_length"])
+
+    # ... and reached TensorBoard through TRL's report_to
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for name in ("coder_0", "coder_1"):
+        runs = [d for d in (run_dir / "learners" / name / "runs").iterdir() if d.name != "heldout"]
+        tags = set()
+        for d in runs:
+            acc = EventAccumulator(str(d))
+            acc.Reload()
+            tags |= set(acc.Tags()["scalars"])
+        assert "train/reward" in tags, tags
+
+    # the saved models are the trained ones, and they evaluate
+    from safetensors.torch import load_file
+
+    from agents.embedded import embedded_model_path
+
+    base_w = load_file(str(next(embedded_model_path().glob("*.safetensors"))))
+    for name in ("coder_0", "coder_1"):
+        final = run_dir / "final" / name
+        trained = load_file(str(next(final.glob("*.safetensors"))))
+        key = next(k for k in trained if k.endswith("layers.0.self_attn.q_proj.weight"))
+        assert not np.allclose(trained[key].numpy(), base_w[key].numpy())
+        after = m["after"][name]
+        assert after["samples"] == 2 and len(after["solved"]) == 2
+        assert all(0 <= c <= 2 for c in after["solved"].values())
+        assert sum(after["verdicts"].values()) == 4
+        assert after["pass_at_1"] == pytest.approx(sum(after["solved"].values()) / 4)
+        assert m["improvement"][name]["delta"] == pytest.approx(
+            after["pass_at_1"] - result["base"]["pass_at_1"])
+    assert (out / "learning.png").stat().st_size > 10_000
