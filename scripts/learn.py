@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true",
                    help="start again in an --out that holds an earlier run")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="do not train: evaluate the saved models of the runs already in --out "
+                        "(finishes a run interrupted after training; reuses OUT/base_eval.json "
+                        "when it has the same held-out problems and samples)")
+    p.add_argument("--plot-only", action="store_true",
+                   help="redraw OUT/learning.png from OUT/learning.json and print the summary")
     return p.parse_args(argv)
 
 
@@ -175,46 +181,71 @@ def write_tensorboard(run_dir: Path, name: str, evals: list[dict]) -> None:
 
 def train_mode(mode: str, args: argparse.Namespace, heldout: list, base: Any,
                executor: Any) -> dict[str, Any]:
-    """Train one mode for the time budget, evaluate every agent's saved model."""
+    """Train one mode for the time budget (unless ``--evaluate-only``), then evaluate every
+    agent's saved model."""
     import gc
 
-    from train.heldout import difference
     from train.loop import TrainLoop
 
     cfg = load_config(args.config, args.overrides, mode)
     run_dir = args.out / mode
     if cfg.max_time_s is None:
         raise SystemExit("learn.py: the config needs max_time_s (the training time budget)")
-    print(f"[{mode}] training for up to {cfg.max_time_s / 60:.1f} min "
-          f"(load {load_avg()[0]}) -> {run_dir}", flush=True)
-    evals = [{"agent": n, "update": 0, **base.to_dict()} for n in cfg.names]
-    loads = [load_avg()[0]]
-    t_train = 0.0
-    with TrainLoop(cfg, run_dir) as loop:
-        cfg.to_yaml(run_dir / "config.yaml")
-        next_eval = {n: args.eval_every for n in cfg.names}
-        while (not loop.done and t_train < cfg.max_time_s
-               and (cfg.max_rounds is None or loop.round < cfg.max_rounds)):
-            t0 = time.perf_counter()
-            row = loop.run_round()
-            t_train += time.perf_counter() - t0
-            loads.append(load_avg()[0])
-            print(f"  [{mode}] round {row['round']}: {t_train / 60:.1f} min, updates "
-                  f"{row['updates']}, node reward {row['reward_mean']:.3f}, solved trees "
-                  f"{row['solved']}/{row['trees']}, load {loads[-1]}", flush=True)
-            for name, learner in loop.learners.items():
-                if args.eval_every and learner.updates >= next_eval[name]:
-                    next_eval[name] = learner.updates + args.eval_every
-                    print(f"    [{mode}] {name} after {learner.updates} updates:", flush=True)
-                    agent = eval_agent(learner.model, cfg, args.eval_seed, args.eval_samples,
-                                       tokenizer=learner.tokenizer)
-                    res = evaluate(agent, heldout, cfg, args.eval_samples, executor)
-                    evals.append({"agent": name, "update": learner.updates, **res.to_dict()})
-        loop.checkpoint()   # so `mars2 train --resume --out RUN` can continue this run
-        loop.save_final()
-        updates = {n: lr.updates for n, lr in loop.learners.items()}
-        rounds_done = loop.round
-    gc.collect()
+    info_path = run_dir / "learn_train.json"
+    if args.evaluate_only:
+        missing = [n for n in cfg.names if not (run_dir / "final" / n).is_dir()]
+        if missing:
+            raise SystemExit(f"learn.py: --evaluate-only: no saved model of {missing} under "
+                             f"{run_dir / 'final'}")
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {
+            "load_avg_during_training": None, "evals": []}
+    else:
+        print(f"[{mode}] training for up to {cfg.max_time_s / 60:.1f} min "
+              f"(load {load_avg()[0]}) -> {run_dir}", flush=True)
+        loads = [load_avg()[0]]
+        mid_evals: list[dict] = []
+        t_train = 0.0
+        with TrainLoop(cfg, run_dir) as loop:
+            cfg.to_yaml(run_dir / "config.yaml")
+            next_eval = {n: args.eval_every for n in cfg.names}
+            while (not loop.done and t_train < cfg.max_time_s
+                   and (cfg.max_rounds is None or loop.round < cfg.max_rounds)):
+                t0 = time.perf_counter()
+                row = loop.run_round()
+                t_train += time.perf_counter() - t0
+                loads.append(load_avg()[0])
+                print(f"  [{mode}] round {row['round']}: {t_train / 60:.1f} min, updates "
+                      f"{row['updates']}, node reward {row['reward_mean']:.3f}, solved trees "
+                      f"{row['solved']}/{row['trees']}, load {loads[-1]}", flush=True)
+                for name, learner in loop.learners.items():
+                    if args.eval_every and learner.updates >= next_eval[name]:
+                        next_eval[name] = learner.updates + args.eval_every
+                        print(f"    [{mode}] {name} after {learner.updates} updates:", flush=True)
+                        agent = eval_agent(learner.model, cfg, args.eval_seed, args.eval_samples,
+                                           tokenizer=learner.tokenizer)
+                        res = evaluate(agent, heldout, cfg, args.eval_samples, executor)
+                        mid_evals.append({"agent": name, "update": learner.updates,
+                                          **res.to_dict()})
+            loop.checkpoint()   # so `mars2 train --resume --out RUN` can continue this run
+            loop.save_final()
+        info = {"train_time_s": round(t_train, 1), "evals": mid_evals,
+                "load_avg_during_training": {"min": min(loads), "max": max(loads),
+                                             "mean": round(sum(loads) / len(loads), 2)}}
+        write_json(info_path, info)   # what --evaluate-only needs to finish an interrupted run
+        gc.collect()
+    return evaluate_mode(mode, cfg, run_dir, info, args, heldout, base, executor)
+
+
+def evaluate_mode(mode: str, cfg: Any, run_dir: Path, info: dict, args: argparse.Namespace,
+                  heldout: list, base: Any, executor: Any) -> dict[str, Any]:
+    """Held-out Pass@1 of each agent's saved model, and the run's logged series."""
+    import gc
+
+    from train.heldout import difference
+
+    series, rounds = series_from_metrics(run_dir / "metrics.jsonl", cfg.names)
+    updates = {n: len(series[n]["update"]) for n in cfg.names}
+    evals = [{"agent": n, "update": 0, **base.to_dict()} for n in cfg.names] + info["evals"]
     after, improvement = {}, {}
     for name in cfg.names:
         print(f"  [{mode}] {name}: {updates[name]} updates; evaluating its saved model", flush=True)
@@ -224,19 +255,19 @@ def train_mode(mode: str, args: argparse.Namespace, heldout: list, base: Any,
         gc.collect()
         after[name] = res.to_dict()
         improvement[name] = difference(res, base)
-        if not evals or evals[-1]["agent"] != name or evals[-1]["update"] != updates[name]:
+        if not any(e["agent"] == name and e["update"] == updates[name] for e in evals):
             evals.append({"agent": name, "update": updates[name], **res.to_dict()})
-    series, rounds = series_from_metrics(run_dir / "metrics.jsonl", cfg.names)
+    evals.sort(key=lambda e: (e["agent"], e["update"]))
     for name in cfg.names:
         write_tensorboard(run_dir, name, [e for e in evals if e["agent"] == name])
     return {
         "config": cfg.to_dict(),
         "run_dir": str(run_dir),
-        "train_time_s": round(t_train, 1),
-        "rounds": rounds_done,
+        "train_time_s": info.get("train_time_s",
+                                 round(sum(r["round_time_s"] for r in rounds), 1)),
+        "rounds": len(rounds),
         "updates": updates,
-        "load_avg_during_training": {"min": min(loads), "mean": round(sum(loads) / len(loads), 2),
-                                     "max": max(loads)},
+        "load_avg_during_training": info["load_avg_during_training"],
         "after": after,
         "improvement": improvement,
         "evals": evals,
@@ -253,9 +284,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from mars2_env.execution import Executor
     from mars2_env.problems import load_problems
+    from train.heldout import HeldoutEval
 
     out_json = args.out / "learning.json"
-    earlier = [d for d in [out_json, *(args.out / m for m in args.modes)] if d.exists()]
+    if args.plot_only:
+        result = json.loads(out_json.read_text())
+        plot(result, args.out / "learning.png")
+        print(summary(result))
+        return 0
+    earlier = [d for d in [out_json, args.out / "base_eval.json", *(args.out / m for m in args.modes)]
+               if d.exists()]
+    if args.evaluate_only:
+        earlier = []
     if earlier and not args.overwrite:
         print(f"learn.py: {args.out} holds an earlier run; pass --overwrite or another --out",
               file=sys.stderr)
@@ -281,9 +321,20 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
     with Executor(max_workers=cfg0.executor_workers) as executor:
-        print(f"base model, held-out {args.heldout}:", flush=True)
-        base = evaluate(eval_agent("embedded", cfg0, args.eval_seed, args.eval_samples),
-                        heldout, cfg0, args.eval_samples, executor)
+        base = None
+        base_path = args.out / "base_eval.json"
+        if args.evaluate_only and base_path.is_file():
+            saved = json.loads(base_path.read_text())
+            if saved["heldout"] == result["heldout"]:
+                base = HeldoutEval(**{k: v for k, v in saved["base"].items()
+                                      if k in ("samples", "solved", "mean_length",
+                                               "code_block_rate", "parses_rate", "verdicts")})
+                print(f"base model: from {base_path}", flush=True)
+        if base is None:
+            print(f"base model, held-out {args.heldout}:", flush=True)
+            base = evaluate(eval_agent("embedded", cfg0, args.eval_seed, args.eval_samples),
+                            heldout, cfg0, args.eval_samples, executor)
+            write_json(base_path, {"heldout": result["heldout"], "base": base.to_dict()})
         result["base"] = base.to_dict()
         for mode in args.modes:
             result["modes"][mode] = train_mode(mode, args, heldout, base, executor)

@@ -114,6 +114,73 @@ def test_learn_config_is_a_valid_train_config_on_the_warmup_train_part():
     assert "tensorboard" in cfg.report_to
 
 
+# ---- the training options the learn config needs (tiny random model: fast) --------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    pytest.importorskip("trl")
+    from train.tiny import save_tiny
+
+    return save_tiny(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def _tiny_config(tiny_dir, **overrides):
+    from train.config import Mars2TrainConfig
+
+    kw = dict(agents=[f"hf:{tiny_dir}"] * 2, problems="builtin:warmup_train", limit=4, budget=2,
+              buffer_threshold=2, per_device_train_batch_size=2, max_new_tokens=8,
+              overlong_max_length=8, overlong_buffer_length=4, max_steps=1, progress=False,
+              seed=0, max_rounds=1, executor_workers=1, torch_threads=1)
+    kw.update(overrides)
+    return Mars2TrainConfig(**kw)
+
+
+def test_prompt_style_and_stop_at_code_block_reach_the_agents_and_the_search(tmp_path, tiny_dir):
+    from train.loop import TrainLoop, build_agent
+
+    cfg = _tiny_config(tiny_dir, prompt_style="compact", stop_at_code_block=True)
+    assert build_agent(cfg.agents[0], "coder_0", cfg, 0).stop_at_code_block is True
+    assert build_agent(cfg.agents[0], "coder_0", cfg.replace(stop_at_code_block=False),
+                       0).stop_at_code_block is False
+    seen = []
+    with TrainLoop(cfg, tmp_path / "run") as loop:
+        for agent in loop.agents.values():
+            generate = agent.generate
+
+            def recording(observations, generate=generate):
+                seen.extend(o["prompt"] for o in observations)
+                return generate(observations)
+
+            agent.generate = recording
+        loop.run_round()
+    assert seen
+    from mars2_env.prompts import COMPACT_TEMPLATES
+
+    endings = tuple(t.rsplit("\n\n", 1)[-1] for t in (COMPACT_TEMPLATES.generate,
+                                                      COMPACT_TEMPLATES.refine))
+    for prompt in seen:   # the compact templates, not the default ones with their system message
+        messages = json.loads(prompt)
+        assert [m["role"] for m in messages] == ["user"], messages
+        assert messages[0]["content"].endswith(endings), messages[0]["content"][-120:]
+    with pytest.raises(ValueError, match="prompt_style"):
+        cfg.replace(prompt_style="verbose")
+
+
+def test_max_time_s_ends_the_run_and_still_saves_the_models(tmp_path, tiny_dir):
+    from train.loop import train
+
+    summary = train(_tiny_config(tiny_dir, max_time_s=1e-9, max_steps=5, max_rounds=None),
+                    tmp_path / "out")
+    assert summary["out_of_time"] is True and summary["rounds"] == 0 and not summary["done"]
+    for name in ("coder_0", "coder_1"):
+        assert (tmp_path / "out" / "final" / name / "config.json").is_file()
+    summary = train(_tiny_config(tiny_dir, max_time_s=3600.0), tmp_path / "out2")
+    assert summary["out_of_time"] is False and summary["rounds"] == 1
+    with pytest.raises(ValueError, match="max_time_s"):
+        _tiny_config(tiny_dir, max_time_s=0)
+
+
 # ---- a shrunk run of the learn config ----------------------------------------------------------
 
 
