@@ -108,8 +108,10 @@ def eval_agent(model_or_path: Any, cfg: Any, seed: int, samples: int, tokenizer:
               stop_at_code_block=cfg.stop_at_code_block, seed=seed,
               batch_size=max(2 * samples, cfg.generation_batch_size),
               num_threads=cfg.torch_threads)
-    if model_or_path == "embedded":
+    if model_or_path in ("embedded", "hf:embedded"):
         return HFAgent.embedded(**kw)
+    if isinstance(model_or_path, str) and model_or_path.startswith("hf:"):
+        return HFAgent.from_pretrained(model_or_path[3:], **kw)
     if isinstance(model_or_path, (str, Path)):
         return HFAgent.from_pretrained(str(model_or_path), **kw)
     return HFAgent(model_or_path, tokenizer, **kw)
@@ -307,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     heldout = load_problems(args.heldout, limit=args.heldout_limit)
     train_ids = {p.id for p in load_problems(cfg0.problems)}
     shared = sorted(train_ids & {p.id for p in heldout})
+    if len(set(cfg0.agents)) != 1 or not cfg0.agents[0].startswith("hf:"):
+        raise SystemExit("learn.py: every agent must start from the same hf: model (the base "
+                         f"that is evaluated before training), got {cfg0.agents}")
     if shared:
         raise SystemExit(f"learn.py: held-out problems are also trained on: {shared}")
     result: dict[str, Any] = {
@@ -332,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"base model: from {base_path}", flush=True)
         if base is None:
             print(f"base model, held-out {args.heldout}:", flush=True)
-            base = evaluate(eval_agent("embedded", cfg0, args.eval_seed, args.eval_samples),
+            base = evaluate(eval_agent(cfg0.agents[0], cfg0, args.eval_seed, args.eval_samples),
                             heldout, cfg0, args.eval_samples, executor)
             write_json(base_path, {"heldout": result["heldout"], "base": base.to_dict()})
         result["base"] = base.to_dict()

@@ -71,22 +71,27 @@ def test_heldout_pass_at_1_and_interval_match_a_direct_computation():
         n = rng.randint(2, 20)
         solved = {f"p{i}": rng.randint(0, n) for i in range(rng.randint(1, 9))}
         ev = HeldoutEval(samples=n, solved=solved)
-        # unbiased pass@1 per problem is c/n; the variance of c/n is p(1-p)/n, estimated
-        # without bias by p(1-p)/(n-1); the mean of P independent estimates divides by P^2
+        # unbiased pass@1 per problem is c/n; the variance of c/n is p(1-p)/n, with p taken
+        # as (c+1)/(n+2); the mean of P independent estimates divides the sum by P^2
         ps = [c / n for c in solved.values()]
         mean = sum(ps) / len(ps)
-        se = math.sqrt(sum(p * (1 - p) / (n - 1) for p in ps)) / len(ps)
+        se = math.sqrt(sum((c + 1) / (n + 2) * (n + 1 - c) / (n + 2) / n
+                           for c in solved.values())) / len(ps)
         assert ev.pass_at_1 == pytest.approx(mean)
         assert ev.stderr == pytest.approx(se)
         assert ev.ci95[0] == pytest.approx(max(0.0, mean - 1.96 * se), abs=1e-4)
         assert ev.ci95[1] == pytest.approx(min(1.0, mean + 1.96 * se), abs=1e-4)
-    a = HeldoutEval(samples=4, solved={"x": 4, "y": 2})        # 0.75, se^2 = (0 + 1/12)/4
-    b = HeldoutEval(samples=4, solved={"x": 1, "y": 1})        # 0.25, se^2 = 2 * (3/16/3) / 4
+    # by hand: n = 4, p~ = 5/6 and 3/6 -> (5/36 + 9/36) / 4 / 4 = 14/576
+    a = HeldoutEval(samples=4, solved={"x": 4, "y": 2})        # 0.75
+    b = HeldoutEval(samples=4, solved={"x": 1, "y": 1})        # 0.25: p~ = 2/6 twice -> 16/576
+    assert a.stderr == pytest.approx(math.sqrt(14 / 576))
     d = difference(a, b)
     assert d["delta"] == pytest.approx(0.5)
-    assert d["stderr"] == pytest.approx(math.sqrt(1 / 48 + 1 / 32))
+    assert d["stderr"] == pytest.approx(math.sqrt(14 / 576 + 16 / 576))
     assert d["ci_includes_zero"] is False
-    assert HeldoutEval(samples=4, solved={"x": 0, "y": 0}).ci95 == (0.0, 0.0)
+    # never solved is still uncertain: the interval has width, and stays inside [0, 1]
+    never = HeldoutEval(samples=4, solved={"x": 0, "y": 0})
+    assert never.pass_at_1 == 0.0 and never.ci95[0] == 0.0 and never.ci95[1] > 0.1
     with pytest.raises(ValueError, match="different problems"):
         difference(a, HeldoutEval(samples=4, solved={"x": 1}))
     with pytest.raises(ValueError, match="5 solved of 4"):
@@ -179,6 +184,38 @@ def test_max_time_s_ends_the_run_and_still_saves_the_models(tmp_path, tiny_dir):
     assert summary["out_of_time"] is False and summary["rounds"] == 1
     with pytest.raises(ValueError, match="max_time_s"):
         _tiny_config(tiny_dir, max_time_s=0)
+
+
+def test_learn_compare_trains_every_mode_and_draws_one_figure(tmp_path, tiny_dir):
+    """`make learn-compare`'s code path with the tiny random model (the real comparison is a
+    benchmark): one base evaluation, one run per mode with the same settings, one figure."""
+    learn = _load_learn()
+    out = tmp_path / "compare"
+    spec = f"hf:{tiny_dir}"
+    rc = learn.main([
+        "--config", str(CONFIG), "--out", str(out), "--modes", "grpo", "rs2", "mars2",
+        "--eval-samples", "2", "--heldout-limit", "1",
+        "--set", f"agents=[{spec}, {spec}]", "max_time_s=600", "max_rounds=1", "max_steps=1",
+        "budget=2", "expansions_per_tree=2", "buffer_threshold=2", "per_device_train_batch_size=2",
+        "max_new_tokens=12", "agent_max_new_tokens=[4, 12]", "overlong_max_length=12",
+        "overlong_buffer_length=8", "generation_batch_size=8", "report_to=[]", "stop_at_code_block=false"])
+    assert rc == 0
+    result = json.loads((out / "learning.json").read_text())
+    assert list(result["modes"]) == ["grpo", "rs2", "mars2"]
+    for mode, m in result["modes"].items():
+        assert m["config"]["mode"] == mode and m["rounds"] == 1
+        strip = {k: v for k, v in m["config"].items() if k != "mode"}
+        assert strip == {k: v for k, v in result["modes"]["mars2"]["config"].items()
+                         if k != "mode"}                      # the same budget and settings
+        rows = [json.loads(x) for x in (Path(m["run_dir"]) / "metrics.jsonl").read_text()
+                .splitlines()]
+        assert [r["mode"] for r in rows if r["event"] == "round"] == [mode]
+        for name in ("coder_0", "coder_1"):
+            assert m["after"][name]["samples"] == 2
+            assert m["updates"][name] == len(m["series"][name]["update"])
+    # mars2 mixes the two agents' lengths in one tree: the overlong penalty is a signal there
+    assert sum(result["modes"]["mars2"]["updates"].values()) >= 1
+    assert (out / "learning.png").stat().st_size > 10_000
 
 
 # ---- a shrunk run of the learn config ----------------------------------------------------------

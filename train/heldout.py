@@ -4,9 +4,10 @@ estimator, and a 95% confidence interval — the number that says whether traini
 Each problem gets ``samples`` responses to its first-attempt prompt; the code is extracted as the
 environment does and judged with the real executor on the chosen tests. Per problem the unbiased
 pass@1 estimator is c / n; Pass@1 is their mean over problems. The interval is for *this* set of
-problems (the problems are fixed, the samples are random): each problem's estimate has variance
-p(1 - p) / (n - 1) (the unbiased estimate of the Bernoulli variance, divided by n), the mean's
-variance is their sum over P², and the interval is ±1.96 standard errors, clipped to [0, 1].
+problems (the problems are fixed, the samples are random): each problem's estimate c / n has
+variance p(1 - p) / n, estimated with p̃ = (c + 1) / (n + 2) (Laplace's rule, so a problem solved
+0 or n times still counts as uncertain, as in Wilson's interval, instead of adding nothing), the
+mean's variance is their sum over P², and the interval is ±1.96 standard errors, clipped to [0, 1].
 Two evaluations on the same problems with independent samples differ with variance the sum of
 theirs (`difference`).
 """
@@ -49,7 +50,7 @@ class HeldoutEval:
 
 
 def pass_at_1_and_stderr(solved: dict[str, int], samples: int) -> tuple[float, float]:
-    """(mean over problems of c/n, its standard error for this problem set); see module doc."""
+    """(mean over problems of c/n, its standard error for this problem set); see the module doc."""
     if samples < 2:
         raise ValueError(f"need at least 2 samples per problem for an interval, got {samples}")
     if not solved:
@@ -58,7 +59,8 @@ def pass_at_1_and_stderr(solved: dict[str, int], samples: int) -> tuple[float, f
         if not 0 <= c <= samples:
             raise ValueError(f"{pid}: {c} solved of {samples} samples")
     rates = [c / samples for c in solved.values()]
-    var = sum(p * (1 - p) / (samples - 1) for p in rates) / len(rates) ** 2
+    smoothed = [(c + 1) / (samples + 2) for c in solved.values()]
+    var = sum(q * (1 - q) / samples for q in smoothed) / len(rates) ** 2
     return sum(rates) / len(rates), math.sqrt(var)
 
 
