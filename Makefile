@@ -51,7 +51,7 @@ bench: $(STAMP)
 	$(VENV)/bin/mars2 bench --out runs/bench
 
 # Does it learn? Held-out Pass@1 of the embedded model before and after 30 minutes of MARS²
-# training on builtin:warmup_train (about 45 minutes on 2 cores in all); writes
+# training on builtin:warmup_train (about 50 minutes on 2 idle cores in all); writes
 # runs/learn/learning.json and learning.png. learn-compare: the same budget in grpo, rs2 and
 # mars2 mode on one figure (about 1.5-2 hours; a benchmark). Reruns overwrite.
 .PHONY: learn learn-compare
