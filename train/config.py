@@ -95,6 +95,17 @@ class Mars2TrainConfig:
     temperature: float = _f(1.0, "sampling temperature of the agents")
     top_p: float = _f(1.0, "nucleus sampling of the agents")
     generation_batch_size: int = _f(8, "prompts per generate call (HF agents)")
+    prompt_style: str = _f(
+        "default",
+        "prompt templates (mars2_env.prompts.TEMPLATE_STYLES): default, or compact for very "
+        "small models",
+        choices=("default", "compact"),
+    )
+    stop_at_code_block: bool = _f(
+        False,
+        "HF agents end a response at its first complete ```python block (small models mostly "
+        "chatter after it; saves most generation time on a CPU)",
+    )
     overlong_max_length: int | None = _f(
         None, "DAPO overlong penalty: maximum length (default max_new_tokens)"
     )
@@ -162,6 +173,11 @@ class Mars2TrainConfig:
     # --- run management -------------------------------------------------------------------
     seed: int = _f(0, "seed of problem order, schedulers, agents and learners")
     max_rounds: int | None = _f(None, "stop after this many rollout rounds even if updates remain")
+    max_time_s: float | None = _f(
+        None,
+        "wall-clock budget in seconds: no new rollout round starts after it (the round in "
+        "flight finishes), so a run does as many updates as fit",
+    )
     checkpoint_every: int = _f(
         10,
         "rollout rounds between checkpoints (a checkpoint is taken at a round boundary, and always "
@@ -338,6 +354,16 @@ class Mars2TrainConfig:
         need(
             self.max_rounds is None or self.max_rounds >= 1,
             f"max_rounds must be >= 1, got {self.max_rounds}",
+        )
+        need(
+            self.max_time_s is None or self.max_time_s > 0,
+            f"max_time_s must be > 0 or none, got {self.max_time_s}",
+        )
+        from mars2_env.prompts import TEMPLATE_STYLES
+
+        need(
+            self.prompt_style in TEMPLATE_STYLES,
+            f"prompt_style must be one of {sorted(TEMPLATE_STYLES)}, got {self.prompt_style!r}",
         )
 
     # ---- (de)serialisation -----------------------------------------------------------------

@@ -90,6 +90,7 @@ def agent_kwargs(spec: str, name: str, cfg: Mars2TrainConfig, index: int) -> dic
     )
     if spec.startswith("hf:"):
         kwargs["batch_size"] = cfg.generation_batch_size
+        kwargs["stop_at_code_block"] = cfg.stop_at_code_block
     elif not spec.startswith("vllm:"):
         raise ValueError(
             f"cannot train agent spec {spec!r}: learners need hf:embedded, hf:PATH or vllm:PATH"
@@ -340,6 +341,7 @@ class TrainLoop:
 
     # ---- one round -------------------------------------------------------------------
     def run_round(self) -> dict[str, Any]:
+        from mars2_env.prompts import TEMPLATE_STYLES
         from mars2_env.vector import BatchedSearch
 
         cfg, r = self.cfg, self.round
@@ -360,6 +362,7 @@ class TrainLoop:
                 lam=lam,
                 beta=beta,
                 seed=derive_seed(cfg.seed, "search", r, gi),
+                templates=TEMPLATE_STYLES[cfg.prompt_style],
             )
             for gi, g in enumerate(self.groups())
         ]
@@ -610,12 +613,16 @@ class TrainLoop:
             )
         self._bar = progress
         t0 = time.perf_counter()
+        out_of_time = False
         try:
             while (
                 not self.done
                 and (limit is None or self.round < limit)
                 and (max_rounds is None or rounds_here < max_rounds)
             ):
+                if cfg.max_time_s is not None and time.perf_counter() - t0 >= cfg.max_time_s:
+                    out_of_time = True
+                    break
                 self.run_round()
                 rounds_here += 1
                 if self.round % cfg.checkpoint_every == 0:
@@ -632,8 +639,10 @@ class TrainLoop:
             "done": self.done,
             **{k: int(v) for k, v in self.counters.items()},
             "time_s": time.perf_counter() - t0,
+            "out_of_time": out_of_time,
         }
-        if self.done and cfg.save_final:
+        # a run stopped by its time budget is finished as planned: save its models too
+        if (self.done or out_of_time) and cfg.save_final:
             self.save_final()
         (self.out / "train_summary.json").write_text(
             json.dumps(summary, indent=2, sort_keys=True) + "\n"
