@@ -257,7 +257,8 @@ def _opens_python_block(line: str, fence: str) -> bool:
     return bool(m) and m.group("fence")[0] == fence[0] and m.group("info").lower() in _PY_TAGS
 
 
-def _parses(code: str) -> bool:
+def parses_as_python(code: str) -> bool:
+    """True when ``code`` is non-empty and compiles."""
     if not code.strip():
         return False
     try:
@@ -289,7 +290,7 @@ def extract_code(text: str) -> str:
         for tag, body in reversed(blocks):
             if wanted(tag) and body.strip():
                 return _clean(body)
-    if _parses(text):
+    if parses_as_python(text):
         return _clean(text)
     return ""
 

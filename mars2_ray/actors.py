@@ -9,7 +9,7 @@ from typing import Any
 from mars2_ray.placement import ActorRequest, Placement
 from mars2_ray.runtime import actor_options, require_ray
 
-__all__ = ["ActorSlot", "unplaced"]
+__all__ = ["ActorSlot", "close_slots", "unplaced"]
 
 
 def unplaced(role: str, name: str, cpus: float = 1.0, gpus: float = 0.0, **extra: Any) -> Placement:
@@ -61,3 +61,21 @@ class ActorSlot:
             ray.kill(self.handle, no_restart=True)
         except Exception:  # already gone
             pass
+
+
+def close_slots(slots: list[ActorSlot], timeout: float = 30.0) -> None:
+    """Ask each actor to close (it stops its own children: sandbox servers, engines, ranks),
+    wait up to `timeout` seconds for all, then kill them. Actors already gone are skipped."""
+    ray = require_ray()
+    refs = []
+    for slot in slots:
+        try:
+            refs.append(slot.handle.close.remote())
+        except Exception:
+            pass
+    try:
+        ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    except Exception:
+        pass
+    for slot in slots:
+        slot.kill()

@@ -18,8 +18,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mars2_env.execution.executor import unpack_item
 from mars2_env.problems import Problem, TestCase
-from mars2_ray.actors import ActorSlot, unplaced
+from mars2_ray.actors import ActorSlot, close_slots, unplaced
 from mars2_ray.placement import Placement
 from mars2_ray.runtime import is_actor_death, require_ray
 
@@ -199,19 +200,8 @@ class RayExecutor:
         if self._closed:
             return
         self._closed = True
-        ray = require_ray()
-        refs = []
-        for i, slot in enumerate(self.slots):
-            if self._info[i] is None:   # never started (or replaced): nothing to close
-                continue
-            try:
-                refs.append(slot.handle.close.remote())
-            except Exception:
-                pass
-        try:
-            ray.wait(refs, num_returns=len(refs), timeout=30)
-        except Exception:
-            pass
+        started = [s for i, s in enumerate(self.slots) if self._info[i] is not None]
+        close_slots(started)            # never started (or replaced): nothing to close
         for slot in self.slots:
             slot.kill()
 
@@ -254,15 +244,7 @@ class RayExecutor:
         encoded, costs = [], []
         self._problems_by_key: dict[str, Problem] = {}
         for index, item in enumerate(items):
-            if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                raise TypeError(f"item {index}: expected (problem, code) or (problem, code, "
-                                f"tests), got {type(item).__name__}")
-            problem, code = item[0], item[1]
-            which = item[2] if len(item) == 3 else default_tests
-            if not isinstance(problem, Problem):
-                raise TypeError(f"item {index}: expected a Problem, got {type(problem).__name__}")
-            if not isinstance(code, str):
-                raise TypeError(f"item {index}: code must be a str, got {type(code).__name__}")
+            problem, code, which = unpack_item(item, default_tests, index)
             key = self._key(problem)
             self._problems_by_key[key] = problem
             selected = problem.select_tests(which)

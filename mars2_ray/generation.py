@@ -30,7 +30,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from mars2_ray.actors import ActorSlot, unplaced
+from mars2_ray.actors import ActorSlot, close_slots, unplaced
 from mars2_ray.placement import Placement
 from mars2_ray.runtime import is_actor_death, require_ray
 from mars2_ray.weights import state_hash
@@ -375,19 +375,7 @@ class GenerationPool:
         if self._closed:
             return
         self._closed = True
-        ray = require_ray()
-        refs = []
-        for slot in self.slots:
-            try:
-                refs.append(slot.handle.close.remote())
-            except Exception:
-                pass
-        try:
-            ray.wait(refs, num_returns=len(refs), timeout=30)
-        except Exception:
-            pass
-        for slot in self.slots:
-            slot.kill()
+        close_slots(self.slots)
 
     def __enter__(self) -> GenerationPool:
         return self

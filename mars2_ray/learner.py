@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mars2_ray.actors import ActorSlot
+from mars2_ray.actors import ActorSlot, close_slots
 from mars2_ray.placement import Placement
 from mars2_ray.runtime import is_actor_death, require_ray
 from mars2_ray.weights import state_hash
@@ -351,19 +351,7 @@ class RemoteLearner:
         self._get([s.handle.save_final.remote(str(directory)) for s in self.slots], "save")
 
     def close(self) -> None:
-        ray = self._ray
-        refs = []
-        for slot in self.slots:
-            try:
-                refs.append(slot.handle.close.remote())
-            except Exception:
-                pass
-        try:
-            ray.wait(refs, num_returns=len(refs), timeout=30)
-        except Exception:
-            pass
-        for slot in self.slots:
-            slot.kill()
+        close_slots(self.slots)
 
     def __repr__(self) -> str:
         return f"RemoteLearner(name={self.name!r}, processes={len(self.slots)})"

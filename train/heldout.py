@@ -14,12 +14,13 @@ theirs (`difference`).
 
 from __future__ import annotations
 
-import ast
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from mars2_env.prompts import parses_as_python
 
 Z95 = 1.959963984540054
 
@@ -72,17 +73,6 @@ def difference(after: HeldoutEval, before: HeldoutEval) -> dict[str, float]:
     se = math.sqrt(after.stderr ** 2 + before.stderr ** 2)
     return {"delta": d, "stderr": se, "ci95": [d - Z95 * se, d + Z95 * se],
             "ci_includes_zero": d - Z95 * se <= 0 <= d + Z95 * se}
-
-
-def parses_as_python(code: str) -> bool:
-    """True when ``code`` is non-empty and compiles (what "the format is right" means here)."""
-    if not code.strip():
-        return False
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return False
-    return True
 
 
 def evaluate_pass_at_1(agent: Any, problems: Sequence[Any], samples: int, executor: Any,

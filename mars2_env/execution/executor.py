@@ -471,15 +471,7 @@ class Executor:
 
     # ---------------------------------------------------------------- jobs
     def _job(self, item: tuple, default_tests: str | list[TestCase], index: int) -> _Job:
-        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-            raise TypeError(f"item {index}: expected (problem, code) or (problem, code, tests), "
-                            f"got {type(item).__name__}")
-        problem, code = item[0], item[1]
-        which = item[2] if len(item) == 3 else default_tests
-        if not isinstance(problem, Problem):
-            raise TypeError(f"item {index}: expected a Problem, got {type(problem).__name__}")
-        if not isinstance(code, str):
-            raise TypeError(f"item {index}: code must be a str, got {type(code).__name__}")
+        problem, code, which = unpack_item(item, default_tests, index)
         selected = problem.select_tests(which)
         if not selected:
             raise ValueError(f"problem {problem.id!r} has no {which if isinstance(which, str) else 'given'} "
@@ -792,6 +784,21 @@ class Executor:
 
 
 # ------------------------------------------------------------------------- helpers
+
+def unpack_item(item: Any, default_tests: Any, index: int) -> tuple[Problem, str, Any]:
+    """``(problem, code, tests)`` of one `run_many` item (``tests`` defaulted), or a TypeError
+    naming the item's position and what was wrong."""
+    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+        raise TypeError(f"item {index}: expected (problem, code) or (problem, code, tests), "
+                        f"got {type(item).__name__}")
+    problem, code = item[0], item[1]
+    which = item[2] if len(item) == 3 else default_tests
+    if not isinstance(problem, Problem):
+        raise TypeError(f"item {index}: expected a Problem, got {type(problem).__name__}")
+    if not isinstance(code, str):
+        raise TypeError(f"item {index}: code must be a str, got {type(code).__name__}")
+    return problem, code, which
+
 
 def _release(pool: _Pool, *fds: int) -> None:
     """An executor's end (close or garbage collection): its servers, then its wake-up pipe."""
