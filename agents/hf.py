@@ -18,9 +18,9 @@ boundary between two tokens' cumulative probabilities. `benchmarks/generation.py
 between batch 8 and one at a time.
 
 Torch threads follow the phase: unless ``num_threads`` is given, each generation runs with the
-cores that were idle when the agent was made, less the sandbox workers of this process's
-executors that are running tests at that moment (`mars2_env.execution.executor.busy_workers`),
-at least one; the previous thread count is restored afterwards.
+cores nothing else runs on at that moment, other processes and this process's busy sandbox
+workers (`mars2_env.cpu.model_threads`), at least one; the previous thread count is restored
+afterwards.
 
 Returned logprobs are those of the *unscaled* model distribution (log-softmax of the raw
 logits at temperature 1, before top-p/top-k), i.e. what a learner's forward pass recomputes.
@@ -28,28 +28,11 @@ logits at temperature 1, before top-p/top-k), i.e. what a learner's forward pass
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from agents.base import BaseAgent, Generation, Messages, derive_seed, resolve_seed
-
-
-def default_num_threads() -> int:
-    """A thread per idle core: every core on an idle machine (the search loop generates, then
-    executes, so the sandbox workers are idle while the model works), fewer when other
-    processes keep cores busy. OpenMP threads on an oversubscribed machine wait on each other:
-    at load 10 on 2 cores, 2 threads took 4.7x the CPU time and 4x the wall time of 1 thread
-    for the same generation."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
+from mars2_env.cpu import model_threads, torch_threads
 
 
 class HFAgent(BaseAgent):
@@ -98,7 +81,7 @@ class HFAgent(BaseAgent):
         self.device = next(model.parameters()).device
         self.follow_executor = self.device.type == "cpu" and not num_threads
         if self.device.type == "cpu":
-            self.num_threads = int(num_threads) if num_threads else default_num_threads()
+            self.num_threads = int(num_threads) if num_threads else model_threads()
             torch.set_num_threads(self.num_threads)
         else:
             self.num_threads = num_threads
@@ -191,14 +174,10 @@ class HFAgent(BaseAgent):
 
     def threads_now(self) -> int | None:
         """Torch threads for the next generation (None: not a CPU model): the fixed
-        ``num_threads``, or the idle cores less the executor workers busy right now."""
+        ``num_threads``, or the cores idle right now (`mars2_env.cpu.model_threads`)."""
         if self.device.type != "cpu":
             return None
-        if not self.follow_executor:
-            return self.num_threads
-        from mars2_env.execution.executor import busy_workers
-
-        return max(1, self.num_threads - busy_workers())
+        return model_threads() if self.follow_executor else self.num_threads
 
     def generate_ids(self, prompts: list[list[int]], seeds: int | Sequence[int]) -> list[Generation]:
         """Sample one completion per tokenised prompt (one padded batch), row i from its own
@@ -235,19 +214,14 @@ class HFAgent(BaseAgent):
             from transformers import StoppingCriteriaList
 
             extra["stopping_criteria"] = StoppingCriteriaList([stopper])
-        threads, before = self.threads_now(), torch.get_num_threads()
         try:
-            if threads is not None and threads != before:
-                torch.set_num_threads(threads)
-            with torch.inference_mode():
+            with torch_threads(self.threads_now()), torch.inference_mode():
                 res = self.model.generate(input_ids=input_ids.to(self.device),
                                           attention_mask=attention.to(self.device),
                                           generation_config=config, **extra)
                 new_tokens = res.sequences[:, width:]
                 logps = recorder.finish(new_tokens)
         finally:
-            if threads is not None and threads != before:
-                torch.set_num_threads(before)
             recorder.remove()
             self.model.train(was_training)
         new_tokens = new_tokens.cpu()

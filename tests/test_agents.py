@@ -349,19 +349,3 @@ def test_agents_package_imports_without_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def test_torch_threads_default_to_the_idle_cores(monkeypatch):
-    """One thread of two while the executor idles was the old default (issue 14); a thread per
-    busy core only makes OpenMP threads wait on each other."""
-    import os
-
-    from agents.hf import default_num_threads
-
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert default_num_threads() == 4                 # idle machine: every core
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 0.0, 0.0))
-    assert default_num_threads() == 2
-    monkeypatch.setattr(os, "getloadavg", lambda: (9.5, 0.0, 0.0))
-    assert default_num_threads() == 1                 # oversubscribed: one

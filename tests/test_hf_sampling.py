@@ -106,7 +106,10 @@ def test_threads_follow_the_executor_busy_workers(parts, demo_problems, monkeypa
     model, tok = parts
     before = torch.get_num_threads()
     agent = HFAgent(model, tok, max_new_tokens=3, seed=1)
-    agent.num_threads = 4  # as if four cores were idle when the agent was made
+    from mars2_env import cpu
+
+    monkeypatch.setattr(cpu, "usable_cores", lambda: 4)  # four cores, nothing else running
+    monkeypatch.setattr(cpu, "others_running", lambda: 0)
     seen = []
     hook = model.register_forward_pre_hook(lambda *a: seen.append(torch.get_num_threads()))
     try:

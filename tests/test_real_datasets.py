@@ -107,6 +107,19 @@ def test_rllm_reward_test_rows_load_every_shape():
     assert (lcb_call.kind, lcb_call.entry_point) == ("functional", "numberOfEmployeesWhoMetTarget")
 
 
+def test_livecodebench_row_loads_with_its_compressed_private_tests():
+    (p,) = load_problems(REAL / "livecodebench_1873_A.sample.jsonl")
+    assert (p.id, p.kind, p.harness, p.source, p.difficulty) == (
+        "1873_A", "stdin", "lcb", "livecodebench", "easy")
+    assert p.public_tests == [TestCase("6\nabc\nacb\nbac\nbca\ncab\ncba\n",
+                                       "YES\nYES\nYES\nNO\nNO\nYES\n")]
+    assert [t.input.split("\n")[0] for t in p.private_tests] == ["1", "3", "5", "6"]
+    assert p.private_tests[2] == TestCase("5\ncab\nacb\ncba\nbac\nbca\n",
+                                          "NO\nYES\nYES\nYES\nNO\n")
+    assert p.metadata["platform"] == "codeforces" and p.metadata["contest_id"] == "1873"
+    assert p.statement.startswith("There are three cards") and "\xa0" in p.statement
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -218,6 +231,32 @@ def test_sanitized_mbpp_test_imports_are_what_makes_the_reference_pass(ex):
     assert r.verdict == Verdict.RUNTIME_ERROR and "NameError" in r.tests[0].error
     wrong = "def circle_circumference(r):\n    return 3 * r\n"  # rel_tol 0.001 catches it
     assert ex.run(p, wrong).verdict == Verdict.WRONG_ANSWER
+
+
+SHORT_SORT = ("t = int(input())\nfor _ in range(t):\n    s = input().strip()\n"
+              "    print('YES' if sum(a != b for a, b in zip(s, 'abc')) != 3 else 'NO')\n")
+
+
+def test_livecodebench_row_is_graded_as_livecodebench_grades_stdin(ex):
+    """LiveCodeBench compares stripped lines (numbers as decimals), so a right answer in
+    another case fails even where Codeforces would accept it; its prelude's `from sys import *`
+    lets a program use `stdin` without importing it."""
+    (p,) = load_problems(REAL / "livecodebench_1873_A.sample.jsonl")
+    r = ex.run(p, SHORT_SORT, tests="all")
+    assert (r.verdict, r.passed, r.total) == (Verdict.PASSED, 5, 5)
+    no_import = SHORT_SORT.replace("t = int(input())", "t = int(stdin.readline())")
+    assert ex.run(p, no_import, tests="all").verdict == Verdict.PASSED
+    spaced = ("t = int(input())\nfor _ in range(t):\n    s = input().strip()\n"
+              "    ok = sum(a != b for a, b in zip(s, 'abc')) != 3\n"
+              "    print('  ' + ('YES' if ok else 'NO') + ' ')\nprint()\n")  # blanks around lines
+    assert ex.run(p, spaced, tests="all").verdict == Verdict.PASSED
+    lower = SHORT_SORT.replace("'YES'", "'yes'")
+    r = ex.run(p, lower, tests="all")
+    assert (r.verdict, r.passed) == (Verdict.WRONG_ANSWER, 0)
+    sample_only = "print('YES\\nYES\\nYES\\nNO\\nNO\\nYES')\n"  # the sample's output, hard-coded
+    assert ex.run(p, sample_only, tests="public").verdict == Verdict.PASSED
+    r = ex.run(p, sample_only, tests="private")
+    assert (r.verdict, r.passed, r.total) == (Verdict.WRONG_ANSWER, 0, 4)
 
 
 def test_taco_call_based_wrapped_values_are_unwrapped_as_rllm_grades_them(ex):

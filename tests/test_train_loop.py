@@ -8,6 +8,7 @@ so a tree where both wrote has non-zero advantages.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -103,6 +104,7 @@ def test_mars2_loop_updates_each_learner_and_logs(tmp_path, tiny_dir, demo_probl
             "tis/weight_mean",
         ):
             assert r.get(key) is not None, key
+        assert 1 <= r["torch_threads"] <= len(os.sched_getaffinity(0))  # chosen per update
     assert sum(r["trees"] for r in rounds) == 2 * len(rounds)
     assert all(r["nodes"] == 4 * r["trees"] for r in rounds)
     assert rounds[-1]["updates"] == {"coder_0": 2, "coder_1": 2}

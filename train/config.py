@@ -199,7 +199,8 @@ class Mars2TrainConfig:
         "times the dataset's (mars2_env.problems.TimeLimitPolicy)",
     )
     torch_threads: int | None = _f(
-        None, "torch CPU threads (default: cores the executor leaves free)"
+        None, "torch CPU threads (default: each generation and update takes the cores idle at its "
+        "start, mars2_env.cpu.model_threads)"
     )
     save_final: bool = _f(
         True, "save every trained model + tokenizer under OUT/final/<agent> at the end"

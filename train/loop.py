@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from mars2_env.cpu import model_threads, torch_threads
 from train.buffer import NodeSample
 from train.checkpoint import (
     checkpoint_name,
@@ -64,8 +65,13 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "little") >> 1
 
 
+MACHINE_KEYS = frozenset({"torch_threads"})  # set by the machine's load, not by the run
+
+
 def is_timing_key(key: str) -> bool:
-    return key.endswith(TIMING_SUFFIXES)
+    """Metric keys that hold wall-clock values or what the machine's load chose (excluded
+    from checks that a repeated or resumed run logs the same)."""
+    return key.endswith(TIMING_SUFFIXES) or key in MACHINE_KEYS
 
 
 # ---- agents --------------------------------------------------------------------------------
@@ -522,6 +528,8 @@ class TrainLoop:
     def _update_ready_learners(self) -> None:
         """Every learner whose buffer holds a full batch updates (after dropping samples older
         than ``max_staleness``), then its agent gets the new weights."""
+        import torch
+
         for name, learner in self.learners.items():
             while True:
                 dropped = learner.drop_stale(self.cfg.max_staleness)
@@ -529,12 +537,22 @@ class TrainLoop:
                 if not learner.ready():
                     break
                 u0 = time.perf_counter()
-                logs = learner.update()
+                threads = self._update_threads(learner)
+                with torch_threads(threads):
+                    logs = learner.update()
+                logs["torch_threads"] = threads or torch.get_num_threads()
                 s0 = time.perf_counter()
                 self._sync_weights(name)
                 self._times["update"] += s0 - u0
                 self._times["sync"] += time.perf_counter() - s0
                 self._log_update(name, logs, len(learner.buffer), dropped)
+
+    def _update_threads(self, learner: Any) -> int | None:
+        """Torch threads for a CPU learner's update: the cores idle right now
+        (`mars2_env.cpu.model_threads`), unless ``torch_threads`` fixes them (None: as set)."""
+        if self.cfg.torch_threads or next(learner.model.parameters()).device.type != "cpu":
+            return None
+        return model_threads()
 
     def _log_update(self, name: str, logs: dict[str, Any], buffer_left: int, dropped: int) -> None:
         row = {

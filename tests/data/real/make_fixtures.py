@@ -5,7 +5,8 @@
 SRC_DIR holds the source files under the names used below (fetched from the repositories and
 commits the README cites). Rows are copied as they are (JSON objects re-serialised; JSONL lines
 copied byte for byte); only ``rllm_reward_tests.json`` is assembled, from the literal test data
-of rllm's reward tests.
+of rllm's reward tests, and ``livecodebench_1873_A.sample.jsonl`` is the one LiveCodeBench row
+of Kaggle's example (a Python dict literal there) written as a JSONL line.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ def reward_test_rows(test_file: Path) -> list[dict]:
     return rows
 
 
+def python_dict_row(source_file: Path, name: str) -> dict:
+    """The dict literal assigned to ``name`` at the top level of a Python file, as it is."""
+    tree = ast.parse(source_file.read_text(encoding="utf-8"))
+    for stmt in tree.body:
+        if (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id == name):
+            return ast.literal_eval(stmt.value)
+    raise LookupError(f"{source_file}: no top-level assignment to {name!r}")
+
+
 def main(src: Path) -> None:
     write_gz(HERE / "HumanEval.sample.jsonl.gz",
              jsonl_lines(src / "HumanEval.jsonl.gz",
@@ -92,6 +103,11 @@ def main(src: Path) -> None:
         src / "mbpp.jsonl", lambda r: r["task_id"] in (124, 367, 533, 590, 596))), encoding="utf-8")
     write_json(HERE / "sanitized-mbpp_values.sample.json",
                [r for r in sanitized if r["task_id"] in (737, 787)])
+    # LiveCodeBench code_generation_lite row 1873_A with its compressed private tests, from
+    # Kaggle's code-generation example (the dataset itself is only on the Hugging Face hub)
+    row = python_dict_row(src / "kaggle_code_generation.py", "question")
+    (HERE / "livecodebench_1873_A.sample.jsonl").write_text(
+        json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
