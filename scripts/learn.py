@@ -21,6 +21,8 @@ config) under ``learners/AGENT/runs``.
     .venv/bin/python scripts/learn.py --config examples/configs/learn_cpu.yaml --out runs/learn
     .venv/bin/python scripts/learn.py --config examples/configs/learn_cpu.yaml \\
         --modes grpo rs2 mars2 --out runs/learn-compare
+    .venv/bin/python scripts/learn.py --config examples/configs/learn_cpu.yaml \\
+        --modes grpo rs2 --out runs/learn --add    # the comparison, after `make learn`
     .venv/bin/python scripts/learn.py --config examples/configs/learn_cpu.yaml --out runs/x \\
         --set max_time_s=60 --eval-samples 4     # any config key can be overridden
 """
@@ -78,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="do not train: evaluate the saved models of the runs already in --out "
                         "(finishes a run interrupted after training; reuses OUT/base_eval.json "
                         "when it has the same held-out problems and samples)")
+    p.add_argument("--add", action="store_true",
+                   help="add --modes to the run already in --out: reuse its base evaluation and "
+                        "keep its other modes (`make learn`, then `--modes grpo rs2 --add`, is "
+                        "`make learn-compare` in two sittings); refused when the held-out setting "
+                        "or the training settings differ from the earlier modes'")
     p.add_argument("--plot-only", action="store_true",
                    help="redraw OUT/learning.png from OUT/learning.json and print the summary")
     return p.parse_args(argv)
@@ -298,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
                if d.exists()]
     if args.evaluate_only:
         earlier = []
+    kept: dict[str, Any] = {}   # --add: the earlier run's modes that are not run again
+    if args.add:
+        previous = json.loads(out_json.read_text()) if out_json.is_file() else {"modes": {}}
+        kept = {m: r for m, r in previous["modes"].items() if m not in args.modes}
+        if not kept:
+            raise SystemExit(f"learn.py: --add: {out_json} holds no finished mode to add to")
+        earlier = [args.out / m for m in args.modes if (args.out / m).exists()]
     if earlier and not args.overwrite:
         print(f"learn.py: {args.out} holds an earlier run; pass --overwrite or another --out",
               file=sys.stderr)
@@ -324,12 +338,27 @@ def main(argv: list[str] | None = None) -> int:
         "train_problems": sorted(train_ids),
         "modes": {},
     }
+    if kept:
+        settings = {k: v for k, v in cfg0.to_dict().items() if k != "mode"}
+        for mode, r in kept.items():
+            theirs = {k: v for k, v in r["config"].items() if k != "mode"}
+            differ = sorted(k for k in settings.keys() | theirs.keys()
+                            if settings.get(k) != theirs.get(k))
+            if differ:
+                raise SystemExit(f"learn.py: --add: the {mode} run in {args.out} was trained "
+                                 f"with other settings ({', '.join(differ)}): not the same budget")
+        result["modes"] = dict(kept)
+        result["added_to"] = previous["command"]
     started = time.perf_counter()
     with Executor(max_workers=cfg0.executor_workers) as executor:
         base = None
         base_path = args.out / "base_eval.json"
-        if args.evaluate_only and base_path.is_file():
+        if (args.evaluate_only or args.add) and base_path.is_file():
             saved = json.loads(base_path.read_text())
+            if args.add and saved["heldout"] != result["heldout"]:
+                raise SystemExit(f"learn.py: --add: {base_path} was measured with another "
+                                 f"held-out setting ({saved['heldout']}, now "
+                                 f"{result['heldout']}): the modes would not compare")
             if saved["heldout"] == result["heldout"]:
                 base = HeldoutEval(**{k: v for k, v in saved["base"].items()
                                       if k in ("samples", "solved", "mean_length",

@@ -218,6 +218,44 @@ def test_learn_compare_trains_every_mode_and_draws_one_figure(tmp_path, tiny_dir
     assert (out / "learning.png").stat().st_size > 10_000
 
 
+def test_add_puts_more_modes_beside_an_earlier_run_with_the_same_settings(tmp_path, tiny_dir):
+    """`make learn`, then `--modes grpo --add`: the base evaluation is reused (not measured
+    again), the earlier mode is kept, and a run with other settings or another held-out setting
+    is refused rather than compared."""
+    learn = _load_learn()
+    out = tmp_path / "learn"
+    spec = f"hf:{tiny_dir}"
+
+    def common(out=out, samples=2):
+        return ["--config", str(CONFIG), "--out", str(out), "--eval-samples", str(samples),
+                "--heldout-limit", "1", "--no-plot"]
+
+    settings = [f"agents=[{spec}, {spec}]", "max_time_s=600", "max_rounds=1", "max_steps=1",
+                "budget=2", "expansions_per_tree=2", "buffer_threshold=2",
+                "per_device_train_batch_size=2", "max_new_tokens=12", "overlong_max_length=12",
+                "overlong_buffer_length=8", "generation_batch_size=8", "report_to=[]",
+                "stop_at_code_block=false"]
+    assert learn.main([*common(), "--modes", "mars2", "--set", *settings]) == 0
+    first = json.loads((out / "learning.json").read_text())
+    base_file = (out / "base_eval.json").read_bytes()
+    with pytest.raises(SystemExit, match=r"other settings \(budget\)"):
+        learn.main([*common(), "--modes", "grpo", "--add", "--set", *settings, "budget=3"])
+    with pytest.raises(SystemExit, match="another held-out setting"):
+        learn.main([*common(samples=3), "--modes", "grpo", "--add", "--set", *settings])
+    assert not (out / "grpo").exists()
+    assert learn.main([*common(), "--modes", "grpo", "--add", "--set", *settings]) == 0
+    result = json.loads((out / "learning.json").read_text())
+    assert list(result["modes"]) == ["mars2", "grpo"]
+    assert result["modes"]["mars2"] == first["modes"]["mars2"]      # kept as it was
+    assert result["base"] == first["base"] and (out / "base_eval.json").read_bytes() == base_file
+    assert result["added_to"] == first["command"]
+    assert result["modes"]["grpo"]["rounds"] == 1
+    assert result["modes"]["grpo"]["after"]["coder_0"]["samples"] == 2
+    with pytest.raises(SystemExit, match="no finished mode"):
+        learn.main([*common(out=tmp_path / "empty"), "--modes", "grpo", "--add", "--set",
+                    *settings])
+
+
 # ---- a shrunk run of the learn config ----------------------------------------------------------
 
 
