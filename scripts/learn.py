@@ -311,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         kept = {m: r for m, r in previous["modes"].items() if m not in args.modes}
         if not kept:
             raise SystemExit(f"learn.py: --add: {out_json} holds no finished mode to add to")
+        if not (args.out / "base_eval.json").is_file():
+            raise SystemExit(f"learn.py: --add: {args.out / 'base_eval.json'} is missing: the "
+                             "earlier modes' base evaluation cannot be reused")
         earlier = [args.out / m for m in args.modes if (args.out / m).exists()]
     if earlier and not args.overwrite:
         print(f"learn.py: {args.out} holds an earlier run; pass --overwrite or another --out",
