@@ -29,13 +29,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
@@ -52,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from agents.base import derive_seed
     from agents.hf import HFAgent
+    from mars2_env.cpu import usable_cores
     from mars2_env.problems import load_problems
     from mars2_env.prompts import COMPACT_TEMPLATES, render_messages
 
-    threads = args.threads or cores()
+    threads = args.threads or usable_cores()
     agent = HFAgent.embedded(name="coder_0", seed=1, max_new_tokens=args.max_new_tokens,
                              temperature=args.temperature, num_threads=threads)
     problems = load_problems("builtin:trivial")
@@ -103,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         a, b = tokens / statistics.median(t_agent), tokens / statistics.median(t_plain)
         rows.append((batch, a, b))
     print(f"embedded SmolLM2-135M, {args.max_new_tokens} new tokens a row, temperature "
-          f"{args.temperature}, torch threads {threads} of {cores()} cores, load average "
+          f"{args.temperature}, torch threads {threads} of {usable_cores()} cores, load average "
           f"{load_start:.1f}-{os.getloadavg()[0]:.1f}")
     print(f"{'batch':>5}  {'HFAgent':>10}  {'generate':>10}  ratio")
     for batch, a, b in rows:

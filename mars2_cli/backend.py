@@ -58,6 +58,11 @@ def print_plan(opts: Any, specs: list[str]) -> int:
         plan = preview_plan(opts, [(f"coder_{i}", s) for i, s in enumerate(specs)])
     except (ImportError, ConnectionError) as exc:
         raise _ray_error(exc, opts.address) from None
+    return show_plan(plan)
+
+
+def show_plan(plan: Any) -> int:
+    """Print a dry run's placement plan; 0 if it fits, else 2 (with a line saying so)."""
     print(plan.format())
     if not plan.ok:
         print("\nthe plan does not fit: change the options above or the cluster", file=sys.stderr)

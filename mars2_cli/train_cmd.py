@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _dry_run(opts: Any, cfg: Any) -> int:
     """Print where every learner, engine and executor would go; 0 if it all fits, else 2."""
+    from mars2_cli.backend import show_plan
     from mars2_ray.session import preview_plan
 
     try:
@@ -182,9 +183,4 @@ def _dry_run(opts: Any, cfg: Any) -> int:
         print(f"mars2 train: {exc} (plan a cluster without Ray: --dry-run --cluster "
               "3:cpus=96,gpus=8)", file=sys.stderr)
         return 2
-    print(plan.format())
-    if not plan.ok:
-        print("\nthe plan does not fit: change the options above or the cluster", file=sys.stderr)
-        return 2
-    print("\n(dry run: nothing was started)")
-    return 0
+    return show_plan(plan)

@@ -27,7 +27,7 @@ def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity)."""
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
+    except (AttributeError, OSError):  # not Linux
         return os.cpu_count() or 1
 
 

@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mars2_env.cpu import usable_cores
 from mars2_env.execution import protocol, sandbox
 from mars2_env.execution.feedback import clip, tail_lines
 from mars2_env.execution.grader import lines_match, loads_value, show_value
@@ -291,10 +292,7 @@ class Executor:
             limits["preload"] = tuple(limits["preload"])
         self.limits = Limits(**limits)
         if max_workers is None:
-            try:
-                max_workers = len(os.sched_getaffinity(0))
-            except (AttributeError, OSError):
-                max_workers = os.cpu_count() or 1
+            max_workers = usable_cores()
         if int(max_workers) < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers!r}")
         self.max_workers = int(max_workers)
