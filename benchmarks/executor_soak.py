@@ -163,22 +163,6 @@ TEMPLATES: list[tuple[str, Problem, str, tuple[Verdict, ...]]] = [
 ]
 
 
-def _sandbox_uid_processes(servers: list[int]) -> list[int]:
-    """Processes running as a sandbox uid of these servers (other executors on the machine
-    have their own)."""
-    uids = {u for s in servers for u in sandbox.server_uids(s)}
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                uid = os.stat(f"/proc/{name}").st_uid
-            except FileNotFoundError:
-                continue
-            if uid in uids:
-                found.append(int(name))
-    return found
-
-
 def _children(pid: int) -> list[int]:
     return sandbox.child_pids(pid)
 
@@ -281,12 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "namespaces" else 0
         time.sleep(0.5)  # the last test's zombie is reaped by its zygote a moment later
         waiting = {c for w in ex._pool.workers for z in _children(w.proc.pid) for c in _children(z)}
-        live_sandboxed = [p for p in _sandbox_uid_processes(every_server) if p not in waiting]
+        live_sandboxed = [p for p in sandbox.uid_processes(every_server) if p not in waiting]
         keys = _sandbox_keys(every_server)
     time.sleep(0.5)
     leaks = {
         "processes running as a sandbox uid (during)": len(live_sandboxed),
-        "processes running as a sandbox uid (after close)": len(_sandbox_uid_processes(every_server)),
+        "processes running as a sandbox uid (after close)": len(sandbox.uid_processes(every_server)),
         "children of this process (after close)": len(_children(os.getpid())),
         "file descriptors of this process": len(os.listdir("/proc/self/fd")) - fds_before,
         "files left in /tmp by programs": int(os.path.exists(litter)),

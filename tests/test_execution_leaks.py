@@ -57,18 +57,8 @@ def _live_children(pid: int, zombies: bool = False) -> list[int]:
 def _sandbox_uid_processes(servers: list[int]) -> list[int]:
     """Processes (zombies too) running as a sandbox uid of one of these servers, except the
     one child per server already waiting for the next test."""
-    uids = {uid for pid in servers for uid in sandbox.server_uids(pid)}
     waiting = {c for s in servers for z in sandbox.child_pids(s) for c in sandbox.child_pids(z)}
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                uid = os.stat(f"/proc/{name}").st_uid
-            except FileNotFoundError:
-                continue
-            if uid in uids and int(name) not in waiting:
-                out.append(int(name))
-    return out
+    return [pid for pid in sandbox.uid_processes(servers) if pid not in waiting]
 
 
 def _eventually(check, timeout: float = 5.0) -> bool:

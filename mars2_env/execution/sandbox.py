@@ -51,6 +51,21 @@ def server_uids(server_pid: int) -> tuple[int, int]:
     """The two sandbox uids of the server with this pid (tests alternate between them)."""
     return UID_BASE + 2 * server_pid, UID_BASE + 2 * server_pid + 1
 
+def uid_processes(server_pids: Iterable[int]) -> list[int]:
+    """Processes (zombies too) running as a sandbox uid of one of these servers: what a leak
+    check looks for (other executors on the machine have their own uids)."""
+    uids = {uid for pid in server_pids for uid in server_uids(pid)}
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                uid = os.stat(f"/proc/{name}").st_uid
+            except FileNotFoundError:  # it ended while we looked
+                continue
+            if uid in uids:
+                found.append(int(name))
+    return found
+
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x04000000, 0x08000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
