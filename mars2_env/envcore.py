@@ -154,8 +154,11 @@ def warn_judge_policy(problems: Sequence[Problem], config: SearchConfig) -> dict
     return counts
 
 
-def resolve_problems(problems: Sequence[Problem] | str | Problem) -> list[Problem]:
-    """A non-empty list of problems from a list, a single `Problem` or a `load_problems` source."""
+def resolve_problems(problems: Sequence[Problem] | str | Problem, *,
+                     unique: bool = True) -> list[Problem]:
+    """A non-empty list of problems from a list, a single `Problem` or a `load_problems` source.
+    ``unique``: refuse a repeated id (an environment picks its problem by id); a search queue
+    passes False, since a problem queued twice is searched twice."""
     if isinstance(problems, Problem):
         problems = [problems]
     elif isinstance(problems, str):
@@ -167,7 +170,7 @@ def resolve_problems(problems: Sequence[Problem] | str | Problem) -> list[Proble
         if not isinstance(p, Problem):
             raise TypeError(f"problems[{i}] must be a mars2_env.problems.Problem, got {type(p).__name__}")
     ids = [p.id for p in problems]
-    if len(set(ids)) != len(ids):
+    if unique and len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"problem ids must be unique, repeated: {dup[:5]}")
     return problems

@@ -297,9 +297,10 @@ class BatchedSearch:
 
     # --- problems and state ---------------------------------------------------------------
     def add_problems(self, problems: Sequence[Problem] | str) -> None:
-        """Queue more problems (searched after those already queued); warns once about problems
-        with too few tests for the reward / judge split (`envcore.judge_plan`)."""
-        added = resolve_problems(problems)
+        """Queue more problems (searched after those already queued; a problem queued again is
+        searched again, with its next visit's seeds); warns once about problems with too few
+        tests for the reward / judge split (`envcore.judge_plan`)."""
+        added = resolve_problems(problems, unique=False)
         warn_judge_policy(added, self.config)
         self._queue.extend(added)
 

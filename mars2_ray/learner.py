@@ -78,9 +78,10 @@ class LearnerActor:
             os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0",
                                "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": str(master[0]),
                                "MASTER_PORT": str(master[1])})
+        cfg = Mars2TrainConfig.from_dict(config)
+        threads = cfg.torch_threads or threads  # a run's fixed count wins over the actor's CPUs
         if threads:
             torch.set_num_threads(int(threads))
-        cfg = Mars2TrainConfig.from_dict(config)
         model, tokenizer = load_model(cfg.agents[index])
         extra: dict[str, Any] = {}
         if world > 1:

@@ -58,12 +58,13 @@ def problems(demo_problems):
 def config(tiny_dir, **overrides) -> Mars2TrainConfig:
     """Two agents; coder_0 writes 6 tokens, coder_1 24 (cut by the overlong penalty), so trees
     have a learning signal; two updates per learner; samples from an older policy dropped
-    (max_staleness 0), so the drop decisions are compared too."""
+    (max_staleness 0), so the drop decisions are compared too. One torch thread everywhere: runs
+    are compared bit for bit, and a thread count that followed the load would change rounding."""
     kw = dict(agents=[f"hf:{tiny_dir}"] * 2, agent_max_new_tokens=[6, 24], max_new_tokens=24,
               budget=4, max_trees=2, buffer_threshold=4, per_device_train_batch_size=4,
               overlong_max_length=24, overlong_buffer_length=16, max_steps=2,
               learning_rate=1e-3, max_staleness=0, progress=False, seed=0, max_rounds=8,
-              checkpoint_every=1, keep_last=100, executor_workers=1)
+              checkpoint_every=1, keep_last=100, executor_workers=1, torch_threads=1)
     kw.update(overrides)
     return Mars2TrainConfig(**kw)
 

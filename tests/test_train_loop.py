@@ -119,6 +119,41 @@ def test_mars2_loop_updates_each_learner_and_logs(tmp_path, tiny_dir, demo_probl
     assert (tmp_path / "config.yaml").is_file()
 
 
+def test_a_fixed_thread_count_holds_for_generation_and_updates(tmp_path, tiny_dir, demo_problems,
+                                                                executor):
+    """``torch_threads`` fixes the agents' generation threads too (built from the config), and
+    each update logs that count; unset, an agent follows the cores idle at each generation."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        cfg = _config(tiny_dir, torch_threads=1)
+        with TrainLoop(cfg, tmp_path, problems=demo_problems[:3], executor=executor) as loop:
+            assert [a.threads_now() for a in loop.agents.values()] == [1, 1]
+            assert not any(a.follow_executor for a in loop.agents.values())
+            loop.run()
+        updates = [r for r in _rows(tmp_path / "metrics.jsonl") if r["event"] == "update"]
+        assert updates and {r["torch_threads"] for r in updates} == {1}
+        free = TrainLoop(_config(tiny_dir), tmp_path / "free", problems=demo_problems[:3],
+                         executor=executor)
+        with free:
+            assert all(a.follow_executor for a in free.agents.values())
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_round_with_more_trees_than_problems_searches_some_twice(tmp_path, tiny_dir,
+                                                                   demo_problems, executor):
+    """5 trees a round over 3 problems: the round spans two epochs of the data and searches the
+    problems it meets twice as two trees (it used to stop: "problem ids must be unique")."""
+    with _loop(tmp_path, tiny_dir, demo_problems, executor, max_trees=5, max_rounds=1) as loop:
+        ids = [p.id for p in loop.round_problems(0)]
+        assert len(ids) == 5 and set(ids) == {p.id for p in demo_problems[:3]}
+        loop.run()
+    trees = _rows(tmp_path / "trees.jsonl")
+    assert sorted(t["problem_id"] for t in trees) == sorted(ids)
+
+
 def _weights_hash(state: dict) -> str:
     import hashlib
 
@@ -134,9 +169,10 @@ def test_resume_repeats_the_uninterrupted_run_exactly(
     tmp_path, tiny_dir, demo_problems, executor, steps
 ):
     """Interrupted and resumed = uninterrupted, hash for hash (metrics, trees, weights), also
-    with two optimizer steps per buffer batch (the paper's regime)."""
+    with two optimizer steps per buffer batch (the paper's regime). Threads fixed, as a run that
+    must repeat bit for bit needs them: a count that followed the load would change rounding."""
     full, cut = tmp_path / "full", tmp_path / "cut"
-    kw = {"optimizer_steps_per_batch": steps}
+    kw = {"optimizer_steps_per_batch": steps, "torch_threads": 1}
     with _loop(full, tiny_dir, demo_problems, executor, **kw) as loop:
         loop.run()
         weights_full = {

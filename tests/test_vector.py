@@ -250,3 +250,21 @@ def test_run_takes_agent_objects(problems, executor):
     by_policy = BatchedSearch(problems, AGENTS, 3, executor=executor, seed=5).run(policy)
     assert [f.tree.to_dict() for f in by_objects] == [f.tree.to_dict() for f in by_policy]
     assert len(by_objects) == len(problems)
+
+
+def test_a_problem_queued_twice_is_searched_twice(problems, executor):
+    """A search queue may repeat a problem (a training round with more trees than problems): each
+    copy is its own tree, the first as a search of that problem alone, the second seeded as its
+    next visit (`envcore.tree_seeds`)."""
+    p = problems[0]
+    twice = BatchedSearch([p, p], AGENTS, budget=4, executor=executor, seed=7, max_trees=2)
+    finished = sorted(twice.run(batched_policy(problems)), key=lambda f: f.index)
+    assert [(f.index, f.problem_id) for f in finished] == [(0, p.id), (1, p.id)]
+    alone = BatchedSearch([p], AGENTS, budget=4, executor=executor, seed=7).run(
+        batched_policy(problems))
+    assert finished[0].tree.to_dict() == alone[0].tree.to_dict()
+    assert all(len(f.tree) == 4 for f in finished)
+    assert [n["agent"] for n in finished[0].tree.to_dict()["nodes"]] != [
+        n["agent"] for n in finished[1].tree.to_dict()["nodes"]]  # its own scheduler seed
+    with pytest.raises(ValueError, match="problem ids must be unique"):
+        raw_env(problems=[p, p], agents=AGENTS, budget=4, executor=executor)

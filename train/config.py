@@ -199,8 +199,9 @@ class Mars2TrainConfig:
         "times the dataset's (mars2_env.problems.TimeLimitPolicy)",
     )
     torch_threads: int | None = _f(
-        None, "torch CPU threads (default: each generation and update takes the cores idle at its "
-        "start, mars2_env.cpu.model_threads)"
+        None, "torch CPU threads for generation and updates (default: each takes the cores idle "
+        "at its start, mars2_env.cpu.model_threads; fix it for a run that repeats bit for bit, "
+        "since the thread count changes float rounding)"
     )
     save_final: bool = _f(
         True, "save every trained model + tokenizer under OUT/final/<agent> at the end"

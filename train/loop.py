@@ -97,6 +97,8 @@ def agent_kwargs(spec: str, name: str, cfg: Mars2TrainConfig, index: int) -> dic
     if spec.startswith("hf:"):
         kwargs["batch_size"] = cfg.generation_batch_size
         kwargs["stop_at_code_block"] = cfg.stop_at_code_block
+        if cfg.torch_threads:  # a fixed count holds for generation too, not just for updates
+            kwargs["num_threads"] = cfg.torch_threads
     elif not spec.startswith("vllm:"):
         raise ValueError(
             f"cannot train agent spec {spec!r}: learners need hf:embedded, hf:PATH or vllm:PATH"
