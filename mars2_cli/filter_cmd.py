@@ -147,7 +147,7 @@ def filter_problems(opts: dict[str, Any], out: Path) -> dict[str, Any]:
     """Sample, count solves, write the kept problems; returns the summary."""
     from agents import make_agent
     from mars2_env.execution import Executor
-    from mars2_env.problems import TimeLimitPolicy, load_problems
+    from mars2_env.problems import TimeLimitPolicy, load_problems, save_problems
     from mars2_env.scheduler import ParallelSampling
     from mars2_env.vector import BatchedSearch
 
@@ -194,9 +194,7 @@ def filter_problems(opts: dict[str, Any], out: Path) -> dict[str, Any]:
         rows.append({"problem_id": p.id, "solved": solved, "samples": n, "kept": keep})
         if keep:
             kept.append(p)
-    with open(out / "problems.jsonl", "w") as f:
-        for p in kept:
-            f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+    save_problems(kept, out / "problems.jsonl")
     summary = {
         "problems": len(problems),
         "kept": len(kept),

@@ -364,6 +364,10 @@ def save_problems(problems: Iterable[Problem], path: str | os.PathLike[str]) -> 
             text = json.dumps(row, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ValueError(f"problem {p.id!r} (item {i}) is not JSON-serialisable: {e}") from e
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a "\ud800" in the source JSON): escape it
+            text = json.dumps(row, allow_nan=False)
         if json.loads(text) != row:
             raise ValueError(f"problem {p.id!r} (item {i}): metadata does not survive JSON exactly "
                              "(tuples or non-string keys?); convert it to lists / string keys")

@@ -90,6 +90,22 @@ def test_canonical_file_is_design_md_jsonl(tmp_path):
                    "harness": "lcb"}
 
 
+def test_lone_surrogates_and_non_ascii_survive_a_save(tmp_path):
+    """A JSON source may hold a lone surrogate ("\\ud800" decodes to one); UTF-8 cannot: that
+    row is written with JSON's escapes, others keep their characters as they are."""
+    src = tmp_path / "src.jsonl"
+    src.write_text(json.dumps({"id": "bad", "statement": "x\ud800y", "kind": "stdin",
+                               "private_tests": [{"input": "1\n", "output": "\udcff\n"}]}) + "\n"
+                   + json.dumps({"id": "ok", "statement": "Grüße, 世界", "kind": "stdin",
+                                 "private_tests": [{"input": "", "output": "é\n"}]}) + "\n")
+    problems = load_problems(str(src))
+    assert problems[0].statement == "x\ud800y"
+    path = save_problems(problems, tmp_path / "out.jsonl")
+    assert load_problems(path) == problems
+    lines = path.read_bytes().decode("utf-8").splitlines()
+    assert "\\ud800" in lines[0] and "Grüße, 世界" in lines[1]
+
+
 def test_save_refuses_what_json_would_change(tmp_path):
     p = Problem(id="t", statement="s", metadata={"pair": (1, 2)})
     with pytest.raises(ValueError, match="'t'"):
