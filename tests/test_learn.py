@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -254,6 +255,37 @@ def test_add_puts_more_modes_beside_an_earlier_run_with_the_same_settings(tmp_pa
     with pytest.raises(SystemExit, match="no finished mode"):
         learn.main([*common(out=tmp_path / "empty"), "--modes", "grpo", "--add", "--set",
                     *settings])
+
+
+def test_evaluate_only_measures_the_saved_models_again_without_training(tmp_path, tiny_dir):
+    """`--evaluate-only` finishes an interrupted run: the saved models are evaluated (the same
+    numbers as at the end of training: seeded samples, one torch thread), nothing is trained
+    again, the base evaluation on disk is reused; a missing model is named."""
+    learn = _load_learn()
+    out = tmp_path / "learn"
+    spec = f"hf:{tiny_dir}"
+    argv = ["--config", str(CONFIG), "--out", str(out), "--eval-samples", "2",
+            "--heldout-limit", "1", "--no-plot", "--modes", "mars2", "--set",
+            f"agents=[{spec}, {spec}]", "max_time_s=600", "max_rounds=1", "max_steps=1",
+            "budget=2", "expansions_per_tree=2", "buffer_threshold=2",
+            "per_device_train_batch_size=2", "max_new_tokens=12", "overlong_max_length=12",
+            "overlong_buffer_length=8", "generation_batch_size=8", "report_to=[]",
+            "stop_at_code_block=false", "torch_threads=1"]
+    assert learn.main(argv) == 0
+    first = json.loads((out / "learning.json").read_text())
+    run = out / "mars2"
+    kept = {p: p.read_bytes() for p in (run / "metrics.jsonl", run / "learn_train.json",
+                                        out / "base_eval.json")}
+    assert learn.main([*argv, "--evaluate-only"]) == 0
+    again = json.loads((out / "learning.json").read_text())
+    assert {p: p.read_bytes() for p in kept} == kept          # not trained, base not measured
+    assert again["base"] == first["base"]
+    m0, m1 = first["modes"]["mars2"], again["modes"]["mars2"]
+    assert m1["updates"] == m0["updates"] and m1["after"] == m0["after"]
+    assert m1["after"]["coder_0"]["samples"] == 2
+    shutil.rmtree(run / "final" / "coder_1")
+    with pytest.raises(SystemExit, match=r"no saved model of \['coder_1'\]"):
+        learn.main([*argv, "--evaluate-only"])
 
 
 # ---- a shrunk run of the learn config ----------------------------------------------------------
