@@ -141,6 +141,17 @@ class RayOptions:
             raise ValueError("--rollout-workers > 1 needs --generation-actors >= 1 (each worker "
                              "generates through its own generation actors)")
 
+    def yaml_keys(self) -> dict[str, Any]:
+        """The options as keys of a run's ``config.yaml`` (those `mars2 train` reads back, so
+        ``--resume`` without flags runs on Ray as the run did); unset ones and ``dry_run`` left
+        out."""
+        keys: dict[str, Any] = {"ray": self.address}
+        for dest, name in _FLAGS.items():
+            value = getattr(self, name)
+            if name != "dry_run" and value is not None:
+                keys[dest] = list(value) if isinstance(value, tuple) else value
+        return keys
+
     def per_agent(self, name: str, index: int, agents: int) -> Any:
         """The value of the per-agent option `name` for agent `index` of `agents`."""
         value = getattr(self, name)

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from train.config import Mars2TrainConfig
 from train.loop import TrainLoop, agent_kwargs
 
@@ -102,6 +104,12 @@ class RayTrainLoop(TrainLoop):
                          learners=learners)
 
     # ---- the hooks of TrainLoop -------------------------------------------------------------
+    def _save_config(self) -> None:
+        """The run's config and its Ray options, so ``--resume`` alone runs on Ray again."""
+        text = self.cfg.to_yaml() + yaml.safe_dump(self.session.options.yaml_keys(),
+                                                   sort_keys=False)
+        (self.out / "config.yaml").write_text(text)
+
     def _generate(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """Every agent's batch is sent to its engines at once, then collected."""
         pending = {name: self.agents[name].generate_async([it.observation for it in items])

@@ -293,8 +293,9 @@ def test_learner_over_two_processes_makes_the_single_process_update(
 @pytest.mark.slow
 def test_cli_train_on_ray_stopped_and_resumed_repeats_the_run(tmp_path, tiny_dir, ray_run):
     """`mars2 train --ray` as a user runs it, Ray options in the YAML file: stopped after 2
-    rounds, then `--resume`d in fresh processes (a new local Ray, new actors, each learner
-    loading its own shard): the metrics and trees of the uninterrupted Ray run."""
+    rounds, then `--resume`d with no other flag in fresh processes (the run's config.yaml
+    holds its Ray options: a new local Ray, new actors, each learner loading its own shard):
+    the metrics and trees of the uninterrupted Ray run."""
     import subprocess
     import sys
 
@@ -308,18 +309,23 @@ def test_cli_train_on_ray_stopped_and_resumed_repeats_the_run(tmp_path, tiny_dir
     out = tmp_path / "out"
 
     def mars2(*args):
-        return subprocess.run([sys.executable, "-m", "mars2_cli.main", "train", "--config",
-                               str(path), "--out", str(out), *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "mars2_cli.main", "train", "--out",
+                               str(out), *args], capture_output=True,
                               text=True, timeout=900, check=False, cwd=ROOT)
 
-    first = mars2("--max-rounds", "2")
+    first = mars2("--config", str(path), "--max-rounds", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "ray=local" in first.stderr and "placement groups" in first.stderr
     # (stdout also carries the actors' forwarded log lines: read the summary file)
     stopped = json.loads((out / "train_summary.json").read_text())
     assert stopped["rounds"] == 2 and not stopped["done"]
-    second = mars2("--resume")
+    saved = yaml.safe_load((out / "config.yaml").read_text())  # with its Ray options ...
+    assert {k: saved[k] for k in ("ray", "ray_num_cpus", "executor_cpus")} == {
+        "ray": "local", "ray_num_cpus": 6, "executor_cpus": 1}
+    assert "dry_run" not in saved
+    second = mars2("--resume")  # ... so --resume alone runs on Ray again
     assert second.returncode == 0, second.stderr[-3000:]
+    assert "ray=local" in second.stderr and "placement groups" in second.stderr
     assert json.loads((out / "train_summary.json").read_text())["done"]
     assert without_timing(rows(out / "metrics.jsonl")) == without_timing(ray_run["metrics"])
     assert (out / "trees.jsonl").read_bytes() == ray_run["trees"]

@@ -154,6 +154,35 @@ def test_training_options_are_checked_before_anything_starts(tmp_path):
     assert opts.executor_cpus == 3 and Path(opts.deepspeed).is_absolute()
 
 
+def test_a_runs_config_yaml_carries_its_ray_options_to_resume(tmp_path):
+    """The Ray options a run was started with (flags or YAML) are written to its config.yaml
+    and read back by `mars2 train --out RUN --resume` with no other flag; a flag given then
+    still wins. ``--dry-run`` is never carried over."""
+    from mars2_cli.main import build_parser
+    from mars2_cli.train_cmd import build_config
+    from mars2_ray.options import ray_options
+
+    out = tmp_path / "run"
+    first = build_parser().parse_args([
+        "train", "--agents", "hf:a", "hf:b", "--out", str(out), "--ray", "10.0.0.1:6379",
+        "--generation-cpus", "1", "2", "--learner-gpus", "2", "--executor-cpus", "3",
+        "--deepspeed", "examples/deepspeed/zero2.json", "--dry-run"])
+    cfg, _, _ = build_config(first)
+    opts = ray_options(first)
+    out.mkdir()
+    (out / "config.yaml").write_text(cfg.to_yaml() + yaml.safe_dump(opts.yaml_keys()))
+    resumed = build_parser().parse_args(["train", "--out", str(out), "--resume"])
+    cfg2, _, resume = build_config(resumed)
+    assert resume and cfg2 == cfg
+    assert ray_options(resumed) == RayOptions(
+        address="10.0.0.1:6379", generation_cpus=[1.0, 2.0], learner_gpus=[2.0],
+        executor_cpus=3, deepspeed="examples/deepspeed/zero2.json")
+    flagged = build_parser().parse_args(["train", "--out", str(out), "--resume",
+                                         "--executor-cpus", "5"])
+    build_config(flagged)
+    assert ray_options(flagged).executor_cpus == 5
+
+
 def test_train_dry_run_refuses_a_plan_that_does_not_fit(tmp_path):
     res = mars2("train", "--ray", "--dry-run", "--cluster", "1:cpus=16,gpus=8", "--agents",
                 "vllm:/a", "vllm:/b", "--learner-gpus", "8", "--generation-gpus", "1",

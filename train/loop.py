@@ -614,10 +614,14 @@ class TrainLoop:
         self._round_at_ckpt = self.round
         return True
 
+    def _save_config(self) -> None:
+        """``config.yaml``: what `mars2 train --resume` reads back when given no ``--config``."""
+        self.cfg.to_yaml(self.out / "config.yaml")
+
     def run(self, max_rounds: int | None = None) -> dict[str, Any]:
         """Rounds until every learner did ``max_steps`` updates (or ``max_rounds`` / the argument)."""
         cfg = self.cfg
-        cfg.to_yaml(self.out / "config.yaml")  # the effective config (a resume may have changed it)
+        self._save_config()  # the effective config (a resume may have changed it)
         limit = cfg.max_rounds
         rounds_here = 0
         progress = None
