@@ -1,9 +1,12 @@
 """`RayExecutor`: the `Executor` API over executor actors spread across a Ray cluster.
 
 Each actor holds a local warm `mars2_env.execution.Executor` (its own sandboxed worker
-processes). `run_many` splits the items into one contiguous batch per actor, sized by test
+processes). `submit_many` splits the items into one contiguous batch per actor, sized by test
 count and the actor's workers, so a round costs one round trip per actor (~1.3 ms) rather than
-one per program. A problem crosses to an actor once; later items name it by key, and test lists
+one per program, and returns at once: each item's future resolves when its batch returns (a
+thread of this object hears each one), so `mars2_env.vector.BatchedSearch` lands the trees
+whose programs are in and generates for them while other batches run. `run_many` is
+`submit_many` and a wait. A problem crosses to an actor once; later items name it by key, and test lists
 equal to its public / private / all tests travel as that word.
 
 An actor that dies (``ray.kill``, its process or node lost) is replaced by a new actor on the
@@ -14,7 +17,10 @@ item gets exactly one result, from exactly one actor, and the verdicts are those
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import queue
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +62,28 @@ class ExecutorActor:
 
     def close(self) -> None:
         self.executor.close()
+
+
+class _Batch:
+    """One actor's share of one `RayExecutor.submit_many` call: its items, the futures they
+    resolve, and how often an actor died running it."""
+
+    def __init__(self, slot: int, items: list, problems: dict[str, Problem],
+                 futures: list[concurrent.futures.Future], stop: bool) -> None:
+        self.slot, self.items, self.problems = slot, items, problems
+        self.futures, self.stop = futures, stop
+        self.attempts = 0
+        self.handle: Any = None
+
+    def deliver(self, results: list[Any]) -> None:
+        for f, r in zip(self.futures, results, strict=True):
+            if f.set_running_or_notify_cancel():
+                f.set_result(r)
+
+    def fail(self, exc: BaseException) -> None:
+        for f in self.futures:
+            if f.set_running_or_notify_cancel():
+                f.set_exception(exc)
 
 
 class RayExecutor:
@@ -102,6 +130,10 @@ class RayExecutor:
         self._info: list[dict[str, Any] | None] = [None] * len(self.slots)
         self.mode: str | None = None
         self._closed = False
+        self._lock = threading.RLock()
+        self._running: dict[Any, _Batch] = {}          # batches out, by their object ref
+        self._arrived: queue.SimpleQueue = queue.SimpleQueue()   # (ref, Ray future) returned
+        self._driver: threading.Thread | None = None
 
     # ------------------------------------------------------------------ info
     @property
@@ -148,58 +180,53 @@ class RayExecutor:
                  stop_on_first_failure: bool = True) -> list[Any]:
         """Judge many ``(problem, code)`` or ``(problem, code, tests)`` items across the actors;
         results come back in the order of ``items``."""
+        futures = self.submit_many(items, tests, stop_on_first_failure=stop_on_first_failure)
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # interrupted (Ctrl-C): nobody waits for the rest
+            self.abandon(futures)
+            raise
+
+    def submit(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
+               stop_on_first_failure: bool = True) -> concurrent.futures.Future:
+        """Send one program without waiting; a future of its result."""
+        return self.submit_many([(problem, code, tests)],
+                                stop_on_first_failure=stop_on_first_failure)[0]
+
+    def submit_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
+                    stop_on_first_failure: bool = True) -> list[concurrent.futures.Future]:
+        """Send many items (as in `run_many`) without waiting: one future per item, in order,
+        resolved when its actor's batch returns (a search lands the trees whose programs are
+        in while the others run). Bad items raise here, before anything is sent."""
         if self._closed:
             raise RuntimeError("this RayExecutor is closed")
-        ray = require_ray()
-        encoded, costs = self._encode(items, tests)
+        encoded, costs, problems = self._encode(items, tests)
         if self.mode is None:
             self.actor_info()
-        if not encoded:
-            return []
-        batches = self._split(costs)
+        futures = [concurrent.futures.Future() for _ in encoded]
         stop = bool(stop_on_first_failure)
-        results: list[Any] = [None] * len(encoded)
-        attempts = [0] * len(self.slots)
-        running: dict[Any, tuple[int, int, int]] = {}
+        with self._lock:
+            for i, (lo, hi) in enumerate(self._split(costs) if encoded else []):
+                if hi > lo:
+                    self._send(_Batch(i, encoded[lo:hi], problems, futures[lo:hi], stop))
+        return futures
 
-        def send(i: int, lo: int, hi: int) -> None:
-            new = self._new_problems(i, encoded[lo:hi])
-            ref = self.slots[i].handle.run_many.remote(new, encoded[lo:hi], stop)
-            running[ref] = (i, lo, hi)
-
-        for i, (lo, hi) in enumerate(batches):
-            if hi > lo:
-                send(i, lo, hi)
-        while running:
-            done, _ = ray.wait(list(running), num_returns=1)
-            i, lo, hi = running.pop(done[0])
-            try:
-                out = ray.get(done[0])
-            except Exception as exc:
-                if not is_actor_death(exc):
-                    raise
-                attempts[i] += 1
-                if attempts[i] > self.max_retries:
-                    raise RuntimeError(
-                        f"{self.slots[i].name} died {attempts[i]} times running the same "
-                        f"{hi - lo} programs; giving up ({exc})") from exc
-                self._replace(i)
-                send(i, lo, hi)
-                continue
-            if len(out) != hi - lo:
-                raise RuntimeError(f"{self.slots[i].name} returned {len(out)} results for "
-                                   f"{hi - lo} programs")
-            for k, res in enumerate(out):
-                if results[lo + k] is not None:
-                    raise RuntimeError(f"program {lo + k} got two results")
-                results[lo + k] = res
-        return results
+    def abandon(self, futures: Any) -> None:
+        """Stop waiting for these futures (their actors finish the batch; results are dropped)."""
+        for f in futures:
+            f.cancel()
 
     def close(self) -> None:
         """Stop the actors and their worker processes (idempotent)."""
         if self._closed:
             return
-        self._closed = True
+        with self._lock:
+            self._closed = True
+            out = list(self._running.values())
+            self._running.clear()
+        for batch in out:
+            batch.fail(RuntimeError("this RayExecutor was closed before these programs ran"))
+        self._arrived.put(None)     # the driver thread's stop sign
         started = [s for i, s in enumerate(self.slots) if self._info[i] is not None]
         close_slots(started)            # never started (or replaced): nothing to close
         for slot in self.slots:
@@ -224,6 +251,62 @@ class RayExecutor:
                 self._replace(i)
         raise AssertionError("unreachable")
 
+    def _send(self, batch: _Batch) -> None:
+        """Send `batch` to its actor (with the problems that actor has not seen); the driver
+        thread hears when it returns. Called with the lock held."""
+        i = batch.slot
+        new = {}
+        for key, _, _ in batch.items:
+            if key not in self._known[i]:
+                new[key] = batch.problems[key]
+                self._known[i].add(key)
+        batch.handle = self.slots[i].handle
+        ref = batch.handle.run_many.remote(new, batch.items, batch.stop)
+        self._running[ref] = batch
+        ref.future().add_done_callback(lambda done, ref=ref: self._arrived.put((ref, done)))
+        if self._driver is None or not self._driver.is_alive():
+            self._driver = threading.Thread(target=self._drive, name="mars2-ray-executor",
+                                            daemon=True)
+            self._driver.start()
+
+    def _drive(self) -> None:
+        """Deliver each returned batch to its futures; re-send a batch whose actor died to a
+        replacement actor (at most `max_retries` times)."""
+        while True:
+            arrived = self._arrived.get()
+            if arrived is None:
+                return
+            ref, done = arrived
+            with self._lock:
+                batch = self._running.pop(ref, None)
+            if batch is None:     # closed meanwhile
+                continue
+            exc = done.exception()
+            if exc is None:
+                out = done.result()
+                if len(out) != len(batch.items):
+                    batch.fail(RuntimeError(f"{self.slots[batch.slot].name} returned {len(out)} "
+                                            f"results for {len(batch.items)} programs"))
+                else:
+                    batch.deliver(out)
+                continue
+            if not is_actor_death(exc):
+                batch.fail(exc)
+                continue
+            batch.attempts += 1
+            if batch.attempts > self.max_retries:
+                batch.fail(RuntimeError(
+                    f"{self.slots[batch.slot].name} died {batch.attempts} times running the "
+                    f"same {len(batch.items)} programs; giving up ({exc})"))
+                continue
+            with self._lock:
+                if self._closed:
+                    batch.fail(RuntimeError("this RayExecutor was closed"))
+                    continue
+                if self.slots[batch.slot].handle is batch.handle:  # not replaced yet
+                    self._replace(batch.slot)
+                self._send(batch)
+
     def _replace(self, i: int) -> None:
         self.slots[i].replace()
         self._known[i] = set()
@@ -240,13 +323,16 @@ class RayExecutor:
         n = len(seen) - 1
         return problem.id if n == 0 else f"{problem.id}#{n}"
 
-    def _encode(self, items: Sequence[tuple], default_tests: Any) -> tuple[list, list[int]]:
+    def _encode(self, items: Sequence[tuple], default_tests: Any
+                ) -> tuple[list, list[int], dict[str, Problem]]:
+        """(items as (key, code, tests), test counts, problems by key)."""
         encoded, costs = [], []
-        self._problems_by_key: dict[str, Problem] = {}
+        problems: dict[str, Problem] = {}
         for index, item in enumerate(items):
             problem, code, which = unpack_item(item, default_tests, index)
-            key = self._key(problem)
-            self._problems_by_key[key] = problem
+            with self._lock:
+                key = self._key(problem)
+            problems[key] = problem
             selected = problem.select_tests(which)
             if isinstance(which, list):
                 which = next((name for name in _TEST_SETS
@@ -254,15 +340,7 @@ class RayExecutor:
                               and problem.select_tests(name) == which), list(which))
             encoded.append((key, code, which))
             costs.append(max(1, len(selected)))
-        return encoded, costs
-
-    def _new_problems(self, i: int, batch: list[tuple[str, str, Any]]) -> dict[str, Problem]:
-        new = {}
-        for key, _, _ in batch:
-            if key not in self._known[i]:
-                new[key] = self._problems_by_key[key]
-                self._known[i].add(key)
-        return new
+        return encoded, costs, problems
 
     def _split(self, costs: list[int]) -> list[tuple[int, int]]:
         """One contiguous range of items per actor, in proportion to its workers (by tests)."""

@@ -4,6 +4,7 @@ that change nothing), and `mars2 search|eval|bench --ray` giving the local run's
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import threading
@@ -91,11 +92,33 @@ def test_ray_executor_gives_the_local_verdicts(demo_problems, local_executor):
         # programs run at the driver's priority, not Ray's niceness 15 (time limits are wall time)
         assert [i["niceness"] for i in rex.actor_info()] == [os.nice(0)] * 2
         # each problem crossed to each actor once; test lists equal to a set travel as its name
-        encoded, _ = rex._encode(items[:2], "all")
+        encoded, _, _ = rex._encode(items[:2], "all")
         assert [e[2] for e in encoded] == ["public", "private"]
         assert set().union(*rex._known) == {p.id for p in problems}
     with pytest.raises(RuntimeError, match="closed"):
         rex.run_many(items[:1])
+
+
+def test_submit_many_resolves_each_actors_batch_when_it_returns(demo_problems, local_executor):
+    """`submit_many` returns at once; the fast actor's programs are in while the slow one's
+    still run (what lets a search land ready trees), and the verdicts are the local ones."""
+    p = demo_problems[0]                       # a + b
+    slow = "import time\ntime.sleep(0.6)\na, b = map(int, input().split())\nprint(a + b)"
+    fast = p.metadata["reference_solution"]
+    items = [(p, slow, "public")] * 2 + [(p, fast, "public")] * 2   # one batch per actor
+    with RayExecutor(actors=2, workers_per_actor=1) as rex:
+        rex.actor_info()
+        started = time.monotonic()
+        futures = rex.submit_many(items)
+        assert time.monotonic() - started < 0.5 and not any(f.done() for f in futures[:2])
+        concurrent.futures.wait(futures[2:])
+        assert not any(f.done() for f in futures[:2])   # the slow batch is still running
+        got = [f.result().to_dict() for f in futures]
+        assert got == [r.to_dict() for r in local_executor.run_many(items)]
+        assert rex.submit(p, fast, "public").result().verdict == "passed"
+        out = rex.submit_many([(p, slow, "public")])
+    with pytest.raises(RuntimeError, match="closed"):
+        out[0].result(timeout=10)             # closing fails what is still out, at once
 
 
 def test_bad_items_are_refused_before_anything_runs(demo_problems):
