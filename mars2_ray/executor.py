@@ -28,7 +28,7 @@ from mars2_env.execution.executor import unpack_item
 from mars2_env.problems import Problem, TestCase
 from mars2_ray.actors import ActorSlot, close_slots, unplaced
 from mars2_ray.placement import Placement
-from mars2_ray.runtime import is_actor_death, require_ray
+from mars2_ray.runtime import is_actor_death, print_to_stderr, require_ray
 
 __all__ = ["RayExecutor", "ExecutorActor"]
 
@@ -40,6 +40,8 @@ class ExecutorActor:
 
     def __init__(self, max_workers: int, executor_kwargs: dict[str, Any]) -> None:
         from mars2_env.execution import Executor
+
+        print_to_stderr()
 
         self.executor = Executor(max_workers=max_workers, **executor_kwargs)
         self.problems: dict[str, Problem] = {}

@@ -32,7 +32,7 @@ from typing import Any
 
 from mars2_ray.actors import ActorSlot, close_slots, unplaced
 from mars2_ray.placement import Placement
-from mars2_ray.runtime import is_actor_death, require_ray
+from mars2_ray.runtime import is_actor_death, print_to_stderr, require_ray
 from mars2_ray.weights import state_hash
 
 __all__ = ["GenerationPool", "GenerationActor"]
@@ -43,6 +43,8 @@ class GenerationActor:
 
     def __init__(self, spec: str, overrides: dict[str, Any]) -> None:
         from agents import make_agent
+
+        print_to_stderr()
 
         self.agent = make_agent(spec, **overrides)
 

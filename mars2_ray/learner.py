@@ -34,7 +34,7 @@ from typing import Any
 
 from mars2_ray.actors import ActorSlot, close_slots
 from mars2_ray.placement import Placement
-from mars2_ray.runtime import is_actor_death, require_ray
+from mars2_ray.runtime import is_actor_death, print_to_stderr, require_ray
 from mars2_ray.weights import state_hash
 
 __all__ = ["LearnerActor", "RemoteLearner"]
@@ -44,6 +44,7 @@ class LearnerActor:
     """Runs in a Ray worker: one process of an agent's learner."""
 
     def __init__(self) -> None:
+        print_to_stderr()
         self.learner: Any = None
         self.rank = 0
         self.world = 1

@@ -14,7 +14,7 @@ from typing import Any
 
 from mars2_ray.actors import ActorSlot
 from mars2_ray.placement import PlacementPlan
-from mars2_ray.runtime import is_actor_death, require_ray
+from mars2_ray.runtime import is_actor_death, print_to_stderr, require_ray
 
 __all__ = ["RolloutWorker", "search_shards"]
 
@@ -29,6 +29,7 @@ class RolloutWorker:
         from mars2_ray.executor import RayExecutor
         from mars2_ray.generation import GenerationPool
 
+        print_to_stderr()
         self.executor = RayExecutor(placements=executor_placements, **executor_kwargs)
         self.pools = {name: GenerationPool(spec, overrides, placements=generation_placements[name])
                       for name, (spec, overrides) in agents.items()}

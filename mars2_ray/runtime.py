@@ -3,13 +3,15 @@ telling a dead actor from an error raised inside it."""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from mars2_ray.options import LOCAL
 from mars2_ray.placement import GroupPlan, NodeSpec, Placement
 
 __all__ = ["require_ray", "connect", "live_nodes", "actor_options", "is_actor_death",
-           "create_group"]
+           "create_group", "print_to_stderr"]
 
 
 def require_ray() -> Any:
@@ -46,6 +48,15 @@ def connect(address: str, num_cpus: int | None = None) -> bool:
         kwargs.pop("include_dashboard")
         ray.init(address=address, **kwargs)
     return True
+
+
+def print_to_stderr() -> None:
+    """Send this actor process's standard output to its standard error. Ray forwards an actor's
+    stdout to the driver's stdout, where a command's own result goes (`mars2 train` prints its
+    summary as JSON there): library logs and progress lines belong beside the driver's own, on
+    stderr. At file-descriptor level, so C extensions' writes move too."""
+    sys.stdout.flush()
+    os.dup2(2, 1)
 
 
 def live_nodes() -> list[NodeSpec]:

@@ -430,6 +430,36 @@ def test_hf_embedded_on_ray_gives_the_local_trees(tmp_path):
     assert len((tmp_path / "local" / "trees.jsonl").read_text().splitlines()) == 2
 
 
+def test_actors_print_to_the_drivers_stderr_not_its_stdout(tmp_path):
+    """A command's stdout is its result (`mars2 train` prints a JSON summary): what an actor
+    prints, from Python or from C (fd 1), reaches the driver on stderr."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "actor_prints.py"
+    script.write_text(
+        "import os, time, ray\n"
+        "from mars2_ray.runtime import print_to_stderr\n"
+        "class Talker:\n"
+        "    def __init__(self):\n"
+        "        print_to_stderr()\n"
+        "    def talk(self):\n"
+        "        print('python-line', flush=True)\n"
+        "        os.write(1, b'fd-line\\n')\n"
+        "        return 1\n"
+        "ray.init(address='local', num_cpus=1, include_dashboard=False, log_to_driver=True)\n"
+        "assert ray.get(ray.remote(Talker).remote().talk.remote()) == 1\n"
+        "time.sleep(3)  # Ray forwards log lines every ~0.5 s\n"
+        "print('result')\n"
+        "ray.shutdown()\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=180, check=False,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "result"
+    assert "python-line" in res.stderr and "fd-line" in res.stderr
+
+
 def test_no_actor_outlives_its_run():
     """Every command above closed its actors (only this module's own are left: none)."""
     names = [a for a in ray.util.list_named_actors() if a.startswith("mars2/")]

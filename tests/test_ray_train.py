@@ -316,8 +316,8 @@ def test_cli_train_on_ray_stopped_and_resumed_repeats_the_run(tmp_path, tiny_dir
     first = mars2("--config", str(path), "--max-rounds", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "ray=local" in first.stderr and "placement groups" in first.stderr
-    # (stdout also carries the actors' forwarded log lines: read the summary file)
-    stopped = json.loads((out / "train_summary.json").read_text())
+    stopped = json.loads(first.stdout)   # stdout is the summary alone: actors print to stderr
+    assert stopped == json.loads((out / "train_summary.json").read_text())
     assert stopped["rounds"] == 2 and not stopped["done"]
     saved = yaml.safe_load((out / "config.yaml").read_text())  # with its Ray options ...
     assert {k: saved[k] for k in ("ray", "ray_num_cpus", "executor_cpus")} == {
