@@ -87,6 +87,10 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-at-code-block", action="store_true",
                    help="hf agents: end a response at its first complete ```python block "
                         "(a small model's text after it is chatter; saves most CPU time)")
+    p.add_argument("--torch-threads", type=int, default=None, metavar="N",
+                   help="hf agents on CPU: torch threads for generation (default: the cores "
+                        "idle at each generation's start; fix it for trees that repeat bit for "
+                        "bit, since the count changes float rounding)")
 
 
 MODEL_KINDS = ("hf", "vllm", "openai")
@@ -141,6 +145,9 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
     list so they can tell which problem an observation is about. `make_agent(spec, **overrides)`
     builds each one (default `agents.make_agent`; a Ray backend builds generation pools).
     """
+    threads = getattr(args, "torch_threads", None)
+    if threads is not None and threads < 1:
+        raise SystemExit(f"--torch-threads must be >= 1, got {threads}")
     share_models = make_agent is None  # local agents of one hf spec share the loaded model
     if make_agent is None:
         from agents import make_agent
@@ -156,6 +163,8 @@ def make_agents(specs: list[str], args: argparse.Namespace, problems: list | Non
                              max_new_tokens=args.max_new_tokens)
             if kind == "hf" and getattr(args, "stop_at_code_block", False):
                 overrides["stop_at_code_block"] = True
+            if kind == "hf" and threads:
+                overrides["num_threads"] = threads
         elif kind == "replay":
             overrides = dict(problems=problems)
         elif kind == "random":

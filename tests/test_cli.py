@@ -225,3 +225,25 @@ def test_responses_with_lone_surrogates_and_nul_are_stored_losslessly(tmp_path):
     responses = [n.response for n in tree.nodes()][1:]
     assert responses and all(r == weird for r in responses), responses
     assert (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_torch_threads_reaches_hf_agents_and_is_checked(capsys):
+    """`--torch-threads N` fixes an hf agent's generation threads (search and eval share the
+    flag); other agents never see it; below 1 is refused with the flag's name."""
+    from mars2_cli.main import build_parser
+    from mars2_cli.search import make_agents
+
+    def record(spec, **overrides):
+        return (spec, overrides)
+
+    for command in ("search", "eval"):
+        args = build_parser().parse_args([command, "--agents", "hf:m", "random",
+                                          "--torch-threads", "2"])
+        built = make_agents(args.agents, args, make_agent=record)
+        assert built["coder_0"][1]["num_threads"] == 2
+        assert "num_threads" not in built["coder_1"][1]
+    args = build_parser().parse_args(["search", "--agents", "hf:m"])
+    assert "num_threads" not in make_agents(args.agents, args, make_agent=record)["coder_0"][1]
+    with pytest.raises(SystemExit, match="--torch-threads must be >= 1, got 0"):
+        make_agents(["hf:m"], build_parser().parse_args(["search", "--torch-threads", "0"]),
+                    make_agent=record)

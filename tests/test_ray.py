@@ -421,9 +421,10 @@ def test_ray_flags_need_ray_and_workers_conflict(tmp_path, capsys):
 @pytest.mark.slow
 def test_hf_embedded_on_ray_gives_the_local_trees(tmp_path):
     """The embedded SmolLM2 (with a random agent) in generation actors: 2 problems x 3 nodes,
-    identical trees."""
+    identical trees (one torch thread on both sides: a count that followed the load would
+    change the log-probabilities' last bits)."""
     args = ["--limit", "2", "--budget", "3", "--agents", "hf:embedded", "random",
-            "--max-new-tokens", "32", "--seed", "0"]
+            "--max-new-tokens", "32", "--seed", "0", "--torch-threads", "1"]
     assert cli("search", tmp_path / "local", *args) == 0
     assert cli("search", tmp_path / "ray", *args, "--ray") == 0
     assert same_trees(tmp_path / "ray" / "trees.jsonl", tmp_path / "local" / "trees.jsonl")
