@@ -6,8 +6,8 @@ count and the actor's workers, so a round costs one round trip per actor (~1.3 m
 one per program, and returns at once: each item's future resolves when its batch returns (a
 thread of this object hears each one), so `mars2_env.vector.BatchedSearch` lands the trees
 whose programs are in and generates for them while other batches run. `run_many` is
-`submit_many` and a wait. A problem crosses to an actor once; later items name it by key, and test lists
-equal to its public / private / all tests travel as that word.
+`submit_many` and a wait. A problem crosses to an actor once; later items name it by key, and
+test lists equal to its public / private / all tests travel as that word.
 
 An actor that dies (``ray.kill``, its process or node lost) is replaced by a new actor on the
 same planned node (or any node, if that one is gone) and its whole batch is re-run there: every
@@ -42,7 +42,6 @@ class ExecutorActor:
         from mars2_env.execution import Executor
 
         print_to_stderr()
-
         self.executor = Executor(max_workers=max_workers, **executor_kwargs)
         self.problems: dict[str, Problem] = {}
 

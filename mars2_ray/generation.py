@@ -45,7 +45,6 @@ class GenerationActor:
         from agents import make_agent
 
         print_to_stderr()
-
         self.agent = make_agent(spec, **overrides)
 
     def rebuild(self, spec: str, overrides: dict[str, Any]) -> None:
