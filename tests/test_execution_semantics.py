@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -289,7 +290,11 @@ def test_a_failed_preload_is_reported_once_per_executor(caplog):
     with caplog.at_level("WARNING", logger="mars2_env.execution"):
         with Executor(max_workers=2, preload=("json", "mars2_no_such_module")) as ex:
             assert ex.run(SUM, "print(6)", tests="public").tests[0].verdict == Verdict.PASSED
-            ex._replace(ex._pool.workers[0])  # a fresh worker fails the same way: not reported again
+            deadline = time.monotonic() + 30   # the driver thread may still be reading a worker
+            while ex._driver is not None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with ex._lock:                     # no driver now: nothing else touches the pool
+                ex._replace(ex._pool.workers[0])  # a fresh worker fails the same way: not reported again
             ex.run_many([(SUM, "print(6)")] * 4)
             failures = dict(ex.preload_failures)
     assert list(failures) == ["mars2_no_such_module"]

@@ -67,6 +67,22 @@ def alive(pid: int) -> bool:
         return False
 
 
+def kill_now(handle) -> None:
+    """`ray.kill` and wait until the actor is gone: the kill is asynchronous, and an actor still
+    dying answers the next call (then no restart would be seen where the test expects one)."""
+    ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ray.get(handle.__ray_ready__.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the actor was still alive 60 s after ray.kill")
+
+
 # ----------------------------------------------------------------------------- RayExecutor
 
 def test_ray_executor_gives_the_local_verdicts(demo_problems, local_executor):
@@ -264,10 +280,10 @@ def test_restarted_generation_actor_continues_the_stream(restore, demo_problems)
     expected = [texts(local.generate(obs)) for _ in range(4)]
     with GenerationPool(SIM, kw, restore=restore) as pool:
         got = [texts(pool.generate(obs))]
-        ray.kill(pool.slots[0].handle, no_restart=True)           # between calls
+        kill_now(pool.slots[0].handle)                            # between calls
         got.append(texts(pool.generate(obs)))
         call = pool.generate_async(obs)
-        ray.kill(pool.slots[0].handle, no_restart=True)           # with a call in flight
+        kill_now(pool.slots[0].handle)                            # with a call in flight
         got.append(texts(call.result()))
         got.append(texts(pool.generate(obs)))
         assert got == expected
@@ -303,10 +319,10 @@ def test_search_survives_killed_actors_with_the_same_trees(demo_problems, local_
     try:
         def kill(round_: int) -> None:
             if round_ == 2:
-                ray.kill(rex.slots[0].handle, no_restart=True)
-                ray.kill(pools["coder_0"].slots[0].handle, no_restart=True)
+                kill_now(rex.slots[0].handle)
+                kill_now(pools["coder_0"].slots[0].handle)
             if round_ == 4:
-                ray.kill(pools["coder_1"].slots[0].handle, no_restart=True)
+                kill_now(pools["coder_1"].slots[0].handle)
 
         got = run_search(problems, pools, rex, kill=kill)
         assert got == expected
