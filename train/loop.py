@@ -240,8 +240,6 @@ class TrainLoop:
         executor: Any = None,
         learners: dict[str, Any] | None = None,
     ) -> None:
-        import torch
-
         self.cfg = cfg = config
         cfg.validate()
         self.out = Path(out_dir)
@@ -264,8 +262,6 @@ class TrainLoop:
                 f"agents {list(agents)} do not match the configured names {self.names}"
             )
         self.agents = agents
-        if cfg.torch_threads:
-            torch.set_num_threads(cfg.torch_threads)
         self.learners: dict[str, Any] = {}
         self._shared: dict[str, bool] = {}
         if learners is not None:
@@ -550,11 +546,12 @@ class TrainLoop:
                 self._log_update(name, logs, len(learner.buffer), dropped)
 
     def _update_threads(self, learner: Any) -> int | None:
-        """Torch threads for a CPU learner's update: the cores idle right now
-        (`mars2_env.cpu.model_threads`), unless ``torch_threads`` fixes them (None: as set)."""
-        if self.cfg.torch_threads or next(learner.model.parameters()).device.type != "cpu":
+        """Torch threads for a CPU learner's update: ``torch_threads`` if it fixes them, else
+        the cores idle right now (`mars2_env.cpu.model_threads`); None for a GPU learner. Set
+        around the update and restored after it."""
+        if next(learner.model.parameters()).device.type != "cpu":
             return None
-        return model_threads()
+        return self.cfg.torch_threads or model_threads()
 
     def _log_update(self, name: str, logs: dict[str, Any], buffer_left: int, dropped: int) -> None:
         row = {
