@@ -42,6 +42,15 @@ def run_dir(tmp_path_factory) -> Path:
     return out
 
 
+def _report_order(run_dir: Path) -> list:
+    """The run's trees in the report's order, the problems' (trees.jsonl holds them in the
+    order they finished, which depends on timing)."""
+    from mars2_env.problems import load_problems
+
+    ids = [p.id for p in load_problems("builtin:trivial")[:2]]
+    return sorted(read_trees(run_dir / "trees.jsonl"), key=lambda t: ids.index(t.problem_id))
+
+
 def _data(html: str) -> list[dict]:
     m = re.search(r'<script type="application/json" id="tree-data">(.*?)</script>', html, re.S)
     return json.loads(m.group(1).replace("<\\/", "</"))
@@ -49,7 +58,7 @@ def _data(html: str) -> list[dict]:
 
 def test_report_explains_each_tree_and_node(run_dir):
     html = (run_dir / "report.html").read_text()
-    trees = read_trees(run_dir / "trees.jsonl")
+    trees = _report_order(run_dir)
     metrics = run_metrics(trees)
     data = _data(html)
     for i, (tree, m) in enumerate(zip(trees, metrics["per_tree"], strict=True)):
@@ -101,7 +110,7 @@ def _headless(browser: str, *args: str) -> subprocess.CompletedProcess:
 def test_deep_link_opens_the_node_panel_in_a_real_browser(run_dir, tmp_path):
     browser = _chromium()
     report = (run_dir / "report.html").resolve()
-    trees = read_trees(run_dir / "trees.jsonl")
+    trees = _report_order(run_dir)
     node = trees[1].node(2)                    # tree 1, node 2: the reference program
     url = f"{report.as_uri()}#node=1:2"
     dom = _headless(browser, "--virtual-time-budget=3000", "--dump-dom", url)
