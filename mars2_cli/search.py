@@ -33,6 +33,7 @@ from mars2_cli.summary import (
     append_tree,
     format_table,
     judge_note,
+    order_trees_file,
     repair_trees_file,
     run_metrics,
 )
@@ -243,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{trees_path}; continue with --resume", file=sys.stderr)
             return 130
         trees += saved
+    if trees_path.exists():  # every tree is in: the file in problem order, the same bytes
+        order_trees_file(trees_path, [p.id for p in problems])
     out.mkdir(parents=True, exist_ok=True)
     by_id = {t.problem_id: t for t in trees}
     ordered = [by_id[p.id] for p in problems if p.id in by_id]

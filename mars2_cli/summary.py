@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -127,6 +128,25 @@ def repair_trees_file(path: Path) -> list[SearchTree]:
         with open(path, "r+b") as f:
             f.truncate(keep_upto)
     return read_trees(path)
+
+
+def order_trees_file(path: Path, problem_ids: list[str]) -> None:
+    """Put a finished run's `trees.jsonl` in problem order. Trees are appended as they finish
+    (so an interrupted run keeps them), and that order depends on timing; once every tree is
+    in, the same run gives the same bytes. Lines are moved, never re-encoded; a tree of a
+    problem not in `problem_ids` keeps its place after the others. Atomic (a temporary file)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    if not lines or not lines[-1].endswith(b"\n"):  # a torn line: not a finished run's file
+        return
+    rank = {pid: i for i, pid in enumerate(problem_ids)}
+    keyed = [(rank.get(json.loads(line)["problem_id"], len(rank)), n, line)
+             for n, line in enumerate(lines) if line.strip()]
+    ordered = [line for _, _, line in sorted(keyed)]
+    if ordered == lines:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(ordered))
+    os.replace(tmp, path)
 
 
 def format_table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:

@@ -249,3 +249,25 @@ def test_torch_threads_reaches_hf_agents_and_is_checked(capsys):
     with pytest.raises(SystemExit, match="--torch-threads must be >= 1, got 0"):
         make_agents(["hf:m"], build_parser().parse_args(["search", "--torch-threads", "0"]),
                     make_agent=record)
+
+
+def test_a_finished_runs_trees_file_is_in_problem_order_and_repeats_bytewise(tmp_path,
+                                                                            demo_problems):
+    """Trees are appended as they finish (problem 0's slow programs finish last here); once all
+    are in, the file is put in problem order, so the same run gives the same bytes."""
+    rows = []
+    for i, p in enumerate(demo_problems[:LIMIT]):
+        code = p.metadata["reference_solution"]
+        if i == 0:
+            code = "import time\ntime.sleep(0.3)\n" + code
+        rows.append({"problem_id": p.id, "response": fenced(code)})
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = []
+    for run in ("a", "b"):
+        assert search(tmp_path / run, answers, "--limit", str(LIMIT)) == 0
+        path = tmp_path / run / "trees.jsonl"
+        assert [t.problem_id for t in read_trees(path)] == [p.id for p in demo_problems[:LIMIT]]
+        files.append(path.read_bytes())
+    assert files[0] == files[1]
+    assert not list(tmp_path.rglob("*.tmp"))
