@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from mars2_env.execution.executor import unpack_item
+from mars2_env.execution.executor import ProgramJudge, unpack_item
 from mars2_env.problems import Problem, TestCase
 from mars2_ray.actors import ActorSlot, close_slots, unplaced
 from mars2_ray.placement import Placement
@@ -87,7 +87,7 @@ class _Batch:
                 f.set_exception(exc)
 
 
-class RayExecutor:
+class RayExecutor(ProgramJudge):
     """Drop-in `Executor` whose programs run in Ray executor actors.
 
     Args:
@@ -171,29 +171,6 @@ class RayExecutor:
         return [dict(x) for x in self._info if x is not None]
 
     # ------------------------------------------------------------------ the API
-    def run(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
-            stop_on_first_failure: bool = True) -> Any:
-        """Judge ``code`` on ``problem``'s tests ("public" | "private" | "all" | a list)."""
-        return self.run_many([(problem, code, tests)],
-                             stop_on_first_failure=stop_on_first_failure)[0]
-
-    def run_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
-                 stop_on_first_failure: bool = True) -> list[Any]:
-        """Judge many ``(problem, code)`` or ``(problem, code, tests)`` items across the actors;
-        results come back in the order of ``items``."""
-        futures = self.submit_many(items, tests, stop_on_first_failure=stop_on_first_failure)
-        try:
-            return [f.result() for f in futures]
-        except BaseException:  # interrupted (Ctrl-C): nobody waits for the rest
-            self.abandon(futures)
-            raise
-
-    def submit(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
-               stop_on_first_failure: bool = True) -> concurrent.futures.Future:
-        """Send one program without waiting; a future of its result."""
-        return self.submit_many([(problem, code, tests)],
-                                stop_on_first_failure=stop_on_first_failure)[0]
-
     def submit_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
                     stop_on_first_failure: bool = True) -> list[concurrent.futures.Future]:
         """Send many items (as in `run_many`) without waiting: one future per item, in order,

@@ -271,7 +271,42 @@ class _Run:
 
 # ------------------------------------------------------------------------- executor
 
-class Executor:
+class ProgramJudge:
+    """The blocking and one-program calls of an executor, built on its ``submit_many`` (one
+    future per item, in order) and ``abandon`` (stop waiting for futures): `Executor` and
+    `mars2_ray.executor.RayExecutor` share them."""
+
+    def run(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
+            stop_on_first_failure: bool = True) -> ExecutionResult:
+        """Judge ``code`` on ``problem``'s tests ("public" | "private" | "all" | a list)."""
+        return self.run_many([(problem, code, tests)], stop_on_first_failure=stop_on_first_failure)[0]
+
+    def run_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
+                 stop_on_first_failure: bool = True) -> list[ExecutionResult]:
+        """Judge many ``(problem, code)`` or ``(problem, code, tests)`` items in parallel;
+        results come back in the order of ``items``."""
+        futures = self.submit_many(items, tests, stop_on_first_failure=stop_on_first_failure)
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # interrupted (Ctrl-C): the rest of these programs is not waited for
+            self.abandon(futures)
+            raise
+
+    def submit(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
+               stop_on_first_failure: bool = True) -> concurrent.futures.Future:
+        """Queue one program without waiting; a future of its `ExecutionResult`."""
+        return self.submit_many([(problem, code, tests)],
+                                stop_on_first_failure=stop_on_first_failure)[0]
+
+    def submit_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
+                    stop_on_first_failure: bool = True) -> list[concurrent.futures.Future]:
+        raise NotImplementedError
+
+    def abandon(self, futures: Iterable[concurrent.futures.Future]) -> None:
+        raise NotImplementedError
+
+
+class Executor(ProgramJudge):
     """Run untrusted programs against a problem's tests; a context manager.
 
     ``max_workers`` worker servers (default: one per available core) each fork a fresh,
@@ -404,28 +439,6 @@ class Executor:
         return fresh
 
     # ---------------------------------------------------------------- public API
-    def run(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
-            stop_on_first_failure: bool = True) -> ExecutionResult:
-        """Judge ``code`` on ``problem``'s tests ("public" | "private" | "all" | a list)."""
-        return self.run_many([(problem, code, tests)], stop_on_first_failure=stop_on_first_failure)[0]
-
-    def run_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
-                 stop_on_first_failure: bool = True) -> list[ExecutionResult]:
-        """Judge many ``(problem, code)`` or ``(problem, code, tests)`` items in parallel;
-        results come back in the order of ``items``."""
-        futures = self.submit_many(items, tests, stop_on_first_failure=stop_on_first_failure)
-        try:
-            return [f.result() for f in futures]
-        except BaseException:  # interrupted (Ctrl-C): the rest of these programs is not run
-            self.abandon(futures)
-            raise
-
-    def submit(self, problem: Problem, code: str, tests: str | list[TestCase] = "all",
-               stop_on_first_failure: bool = True) -> concurrent.futures.Future:
-        """Queue one program without waiting; a future of its `ExecutionResult`."""
-        return self.submit_many([(problem, code, tests)],
-                                stop_on_first_failure=stop_on_first_failure)[0]
-
     def submit_many(self, items: Sequence[tuple], tests: str | list[TestCase] = "all",
                     stop_on_first_failure: bool = True) -> list[concurrent.futures.Future]:
         """Queue many items (as in `run_many`) without waiting; one future per item, in order,
